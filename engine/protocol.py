@@ -1,0 +1,329 @@
+"""Protocol v1: the three message types, their validation and their wire format.
+
+Both ends use this module. A message travels as two ZeroMQ frames: the ASCII topic, then a
+UTF-8 JSON object holding ``"v": 1`` and every field. Decoding is strict about what it needs
+(version, required fields, types, ranges) and ignores fields it does not know, so a newer
+sensor can add fields without breaking older games. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from moodloop.engine.errors import ProtocolError
+
+__all__ = [
+    "VERSION",
+    "DEFAULT_ENDPOINT",
+    "EMOTION",
+    "STATE",
+    "STATUS",
+    "TOPICS",
+    "LABELS",
+    "STATES",
+    "CAMERA_STATES",
+    "Emotion",
+    "State",
+    "Status",
+    "Message",
+    "encode",
+    "decode",
+    "to_record",
+    "from_record",
+]
+
+VERSION = 1
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+EMOTION = "moodloop.emotion"
+STATE = "moodloop.state"
+STATUS = "moodloop.status"
+TOPICS = (EMOTION, STATE, STATUS)
+LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+STATES = ("engaged", "bored", "absent", "unknown")
+CAMERA_STATES = ("ok", "lost", "none")
+
+_SUM_TOLERANCE = 1e-3
+
+
+def _number(lo: float = -math.inf, hi: float = math.inf) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        # bool is an int subclass, but `true` is never a sensible number on the wire.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"expected a number, got {value!r}")
+        number = float(value)
+        if not math.isfinite(number) or not lo <= number <= hi:
+            raise ValueError(f"expected a number in [{lo}, {hi}], got {value!r}")
+        return number
+
+    return check
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    try:
+        return operator.index(value)  # accepts numpy integers, rejects floats
+    except TypeError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _count(value: Any) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return number
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _distribution(value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"expected a non-empty object of label -> probability, got {value!r}")
+    probability = _number(0.0, 1.0)
+    result = {_text(label): probability(p) for label, p in value.items()}
+    total = sum(result.values())
+    if abs(total - 1.0) > _SUM_TOLERANCE:
+        raise ValueError(f"probabilities must sum to 1, got {total:.6f}")
+    return result
+
+
+def _face(value: Any) -> tuple[int, int, int, int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 4:
+        raise ValueError(f"expected [x, y, w, h], got {value!r}")
+    x, y, w, h = (_integer(v) for v in value)
+    if w < 0 or h < 0:
+        raise ValueError(f"face width and height must be >= 0, got {value!r}")
+    return (x, y, w, h)
+
+
+def _optional_count(value: Any) -> int | None:
+    return None if value is None else _count(value)
+
+
+# One checker per field name: a name means the same thing in every message type.
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "t": _number(),
+    "seq": _count,
+    "source": _text,
+    "frame": _optional_count,
+    "probs": _distribution,
+    "raw": _distribution,
+    "label": _text,
+    "confidence": _number(0.0, 1.0),
+    "valence": _number(-1.0, 1.0),
+    "arousal": _number(-1.0, 1.0),
+    "face": _face,
+    "latency_ms": _number(0.0),
+    "state": _one_of(STATES),
+    "previous": _one_of(STATES),
+    "since": _number(),
+    "fps": _number(0.0),
+    "camera": _one_of(CAMERA_STATES),
+    "model": _text,
+    "uptime_s": _number(0.0),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Base:
+    """Fields every message carries; subclasses add their own and a TOPIC."""
+
+    TOPIC: ClassVar[str]
+
+    t: float
+    seq: int = 0
+    source: str = ""
+    frame: int | None = None
+
+    def __post_init__(self) -> None:
+        # Validate and normalise (numpy scalars -> builtins, lists -> tuples) so that a
+        # message that exists is always a valid, JSON-encodable message.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            try:
+                object.__setattr__(self, field.name, _CHECKS[field.name](value))
+            except ValueError as exc:
+                raise ProtocolError(f"{self.TOPIC}: bad field {field.name!r}: {exc}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Emotion(_Base):
+    """One analysed frame with a face.
+
+    Attributes:
+        probs: Smoothed label -> probability (sums to 1).
+        raw: Unsmoothed label -> probability (sums to 1).
+        label: Dominant smoothed class, a key of ``probs``.
+        confidence: Probability of ``label``, in [0, 1].
+        valence: Pleasant (+1) to unpleasant (-1).
+        arousal: Activated (+1) to calm (-1).
+        face: Face box (x, y, w, h) in pixels.
+        latency_ms: Capture to publish, in milliseconds.
+    """
+
+    TOPIC: ClassVar[str] = EMOTION
+
+    probs: dict[str, float]
+    raw: dict[str, float]
+    label: str
+    confidence: float
+    valence: float
+    arousal: float
+    face: tuple[int, int, int, int]
+    latency_ms: float
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.label not in self.probs:
+            raise ProtocolError(f"{EMOTION}: label {self.label!r} is not a key of probs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class State(_Base):
+    """An engagement-state change.
+
+    Attributes:
+        state: The new state, one of STATES.
+        previous: The state before, one of STATES.
+        since: UNIX time when the new state began.
+        confidence: How sure the sensor is, in [0, 1].
+    """
+
+    TOPIC: ClassVar[str] = STATE
+
+    state: str
+    previous: str
+    since: float
+    confidence: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status(_Base):
+    """The sensor's heartbeat, about once a second and on any change.
+
+    Attributes:
+        state: The current engagement state, one of STATES.
+        fps: Analysed frames per second.
+        camera: One of CAMERA_STATES.
+        model: Model name or path.
+        uptime_s: Seconds since the sensor started.
+    """
+
+    TOPIC: ClassVar[str] = STATUS
+
+    state: str
+    fps: float
+    camera: str
+    model: str
+    uptime_s: float
+
+
+Message = Emotion | State | Status
+
+_CLASSES: dict[str, type[Emotion] | type[State] | type[Status]] = {
+    cls.TOPIC: cls for cls in (Emotion, State, Status)
+}
+
+
+def _payload(msg: Message) -> dict[str, Any]:
+    payload = {"v": VERSION, **dataclasses.asdict(msg)}
+    if payload["frame"] is None:
+        del payload["frame"]
+    return payload
+
+
+def _build(topic: str, payload: Any) -> Message:
+    cls = _CLASSES.get(topic)
+    if cls is None:
+        raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(TOPICS)}")
+    if not isinstance(payload, dict):
+        raise ProtocolError(f"{topic}: payload must be a JSON object, got {type(payload).__name__}")
+    if payload.get("v") != VERSION:
+        raise ProtocolError(
+            f"{topic}: protocol version {payload.get('v')!r} is not supported (this reader speaks "
+            f"v{VERSION}); upgrade moodloop on the older side"
+        )
+    fields = dataclasses.fields(cls)
+    missing = [
+        f.name
+        for f in fields
+        if f.name not in payload
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ProtocolError(f"{topic}: missing field(s) {', '.join(missing)}")
+    return cls(**{f.name: payload[f.name] for f in fields if f.name in payload})
+
+
+def encode(msg: Message) -> list[bytes]:
+    """Encode a message as its two wire frames.
+
+    Args:
+        msg: The message to send.
+
+    Returns:
+        ``[topic, json]``: the ASCII topic and the UTF-8 JSON object with ``"v": 1``.
+    """
+    body = json.dumps(_payload(msg), separators=(",", ":"), allow_nan=False)
+    return [msg.TOPIC.encode("ascii"), body.encode("utf-8")]
+
+
+def decode(frames: Sequence[bytes]) -> Message:
+    """Decode two wire frames into a message, ignoring unknown fields.
+
+    Args:
+        frames: The multipart message as received: topic, then JSON.
+
+    Returns:
+        The validated message.
+
+    Raises:
+        ProtocolError: Wrong frame count, bad encoding or JSON, unknown topic, wrong version,
+            missing or invalid field.
+    """
+    if len(frames) != 2:
+        raise ProtocolError(f"expected 2 frames (topic, JSON), got {len(frames)}")
+    try:
+        topic = bytes(frames[0]).decode("ascii")
+        payload = json.loads(bytes(frames[1]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"undecodable message: {exc}") from None
+    return _build(topic, payload)
+
+
+def to_record(msg: Message) -> dict[str, Any]:
+    """Turn a message into one JSON-lines record: ``{"topic": ..., "v": 1, **fields}``."""
+    return {"topic": msg.TOPIC, **_payload(msg)}
+
+
+def from_record(obj: Mapping[str, Any]) -> Message:
+    """Rebuild a message from a record made by :func:`to_record`.
+
+    Raises:
+        ProtocolError: The record lacks a known topic or is not a valid v1 message.
+    """
+    if not isinstance(obj, Mapping):
+        raise ProtocolError(f"a record must be a JSON object, got {type(obj).__name__}")
+    payload = dict(obj)
+    return _build(str(payload.pop("topic", "")), payload)

@@ -1,0 +1,81 @@
+"""The sending end: a ZeroMQ PUB socket that never blocks, whoever is (not) listening."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import zmq
+
+from moodloop.engine.lifecycle import Closeable
+from moodloop.engine.protocol import DEFAULT_ENDPOINT, Message, encode
+from moodloop.engine.recording import Recorder
+from moodloop.engine.transport import RELAY_FRONTEND, open_socket
+
+__all__ = ["Publisher"]
+
+# A few seconds of emotion messages at most: a slow subscriber gets the newest, never a backlog.
+_SNDHWM = 64
+
+
+class Publisher(Closeable):
+    """Publishes protocol messages; a slow or dead subscriber never slows it down.
+
+    Use it as a context manager. Not thread-safe: publish from one thread.
+
+    Args:
+        endpoint: ZeroMQ address. Defaults to DEFAULT_ENDPOINT when binding and to
+            RELAY_FRONTEND when connecting.
+        source: Publisher id stamped on every message, e.g. a player name.
+        connect: Connect to a relay instead of binding.
+        record: Also append every published message to this JSON-lines file.
+
+    Raises:
+        ConfigError: The endpoint cannot be bound/connected or the record file created.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        source: str = "moodloop",
+        connect: bool = False,
+        record: str | Path | None = None,
+    ) -> None:
+        endpoint = endpoint or (RELAY_FRONTEND if connect else DEFAULT_ENDPOINT)
+        self.source = source
+        self._seq = 0
+        self._socket = open_socket(zmq.PUB, endpoint, bind=not connect, role="publisher")
+        self._socket.setsockopt(zmq.SNDHWM, _SNDHWM)
+        self._recorder = Recorder(record) if record is not None else None
+
+    @property
+    def endpoint(self) -> str:
+        """The actual address, with the port filled in when bound to ``:*``."""
+        return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def publish(self, msg: Message) -> Message:
+        """Stamp ``seq`` and ``source``, send without blocking, and record.
+
+        Messages a subscriber cannot take right now are dropped, never queued without bound.
+
+        Args:
+            msg: The message; its ``seq`` and ``source`` are replaced.
+
+        Returns:
+            The message as sent.
+        """
+        stamped = dataclasses.replace(msg, seq=self._seq, source=self.source)
+        self._seq += 1
+        # PUB drops at the high-water mark instead of blocking; NOBLOCK makes sure of it.
+        self._socket.send_multipart(encode(stamped), flags=zmq.NOBLOCK)
+        if self._recorder is not None:
+            self._recorder.write(stamped)
+        return stamped
+
+    def close(self) -> None:
+        """Close the socket (and the record file); pending messages are discarded."""
+        self._socket.close()
+        if self._recorder is not None:
+            self._recorder.close()
+

@@ -1,0 +1,119 @@
+"""JSON-lines recordings of the event stream: one ``to_record`` object per line.
+
+``moodloop listen --record``, ``moodloop sensor --record`` and ``Publisher(record=...)`` write
+them; ``moodloop mock --replay`` plays them back with their original timing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from moodloop.engine.errors import ConfigError, DataError, ProtocolError
+from moodloop.engine.lifecycle import Closeable
+from moodloop.engine.protocol import Message, from_record, to_record
+
+if TYPE_CHECKING:
+    from moodloop.engine.publisher import Publisher
+
+__all__ = ["Recorder", "read_recording", "replay"]
+
+log = logging.getLogger(__name__)
+
+
+class Recorder(Closeable):
+    """Appends messages to a JSON-lines file, one flushed line each.
+
+    Flushing every line keeps a recording usable even when the process is killed.
+
+    Args:
+        path: File to create (an existing file is overwritten).
+
+    Raises:
+        ConfigError: The file cannot be created.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self._file = self.path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot write the recording {self.path}: {exc.strerror}. Choose another path."
+            ) from None
+
+    def write(self, msg: Message) -> None:
+        """Append one message as a JSON line."""
+        self._file.write(json.dumps(to_record(msg), separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; further writes fail."""
+        self._file.close()
+
+
+
+def read_recording(path: str | Path) -> Iterator[Message]:
+    """Yield the messages of a JSON-lines recording in file order.
+
+    Lines that are not valid v1 records (such as a last line cut short by a kill) are skipped
+    with a warning.
+
+    Args:
+        path: The recording to read.
+
+    Raises:
+        DataError: The file cannot be opened.
+    """
+    path = Path(path)
+    try:
+        file = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(
+            f"Cannot read the recording {path}: {exc.strerror}. Make one with "
+            "`moodloop listen --record FILE`."
+        ) from None
+    with file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                yield from_record(json.loads(line))
+            except (ValueError, ProtocolError) as exc:
+                log.warning("%s:%d: skipped a bad record: %s", path, number, exc)
+
+
+def replay(
+    path: str | Path, publisher: Publisher, *, stop: threading.Event | None = None
+) -> int:
+    """Republish a recording, spacing messages as their capture times ``t`` were spaced.
+
+    Args:
+        path: The recording to play.
+        publisher: Where to publish (it restamps ``seq`` and ``source``).
+        stop: Set it to end the replay early.
+
+    Returns:
+        How many messages were published.
+
+    Raises:
+        DataError: The file cannot be opened.
+    """
+    stop = stop or threading.Event()
+    count = 0
+    start = time.monotonic()
+    first_t: float | None = None
+    for msg in read_recording(path):
+        first_t = msg.t if first_t is None else first_t
+        # Out-of-order timestamps (t going backwards) publish at once rather than wait.
+        delay = (msg.t - first_t) - (time.monotonic() - start)
+        if stop.wait(max(delay, 0.0)):
+            break
+        publisher.publish(msg)
+        count += 1
+    return count

@@ -1,0 +1,44 @@
+"""Socket plumbing shared by the publisher, subscriber and relay."""
+
+from __future__ import annotations
+
+import zmq
+
+from moodloop.engine.errors import ConfigError
+
+__all__ = ["RELAY_FRONTEND", "open_socket"]
+
+RELAY_FRONTEND = "tcp://127.0.0.1:5555"
+"""Where `moodloop relay` collects publishers by default (games still subscribe on 5556)."""
+
+
+def open_socket(kind: int, endpoint: str, *, bind: bool, role: str) -> zmq.Socket:
+    """Create a socket with LINGER 0, bound or connected, or raise an actionable error.
+
+    Args:
+        kind: The ZeroMQ socket type, e.g. ``zmq.PUB``.
+        endpoint: ZeroMQ address, e.g. ``tcp://127.0.0.1:5556`` (``:*`` picks a free port).
+        bind: Bind (the stable end) rather than connect.
+        role: What the socket is for, for the error message.
+
+    Raises:
+        ConfigError: The endpoint is invalid or its address is in use.
+    """
+    socket = zmq.Context.instance().socket(kind)
+    socket.setsockopt(zmq.LINGER, 0)  # closing never waits for unsent messages
+    try:
+        if bind:
+            socket.bind(endpoint)
+        else:
+            socket.connect(endpoint)
+    except zmq.ZMQError as exc:
+        socket.close()
+        hint = (
+            "Is another sensor, mock or relay already running there? Stop it, pick another "
+            "--endpoint, or run `moodloop relay` and connect with --connect."
+            if exc.errno == zmq.EADDRINUSE
+            else "Use an address like tcp://127.0.0.1:5556."
+        )
+        verb = "bind" if bind else "connect"
+        raise ConfigError(f"Could not {verb} the {role} to {endpoint}: {exc}. {hint}") from None
+    return socket

@@ -1,0 +1,67 @@
+"""The `moodloop` console command: one entry point, one subcommand per job.
+
+Each component registers its own subcommands, so this module stays a thin dispatcher.
+Registration modules import only argparse-level code; heavy imports (torch, cv2, pygame)
+happen inside the command functions, so `moodloop --help` is instant and the training
+extra is needed only by the training commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from moodloop.engine.errors import MoodloopError
+
+__all__ = ["main", "build_parser"]
+
+# Modules exposing `register(subparsers)`; each adds its subcommands with
+# `set_defaults(func=run)` where `run(args) -> int` is the exit code.
+_COMMAND_MODULES = (
+    "moodloop.games.play",
+    "moodloop.sensor.cli",
+    "moodloop.engine.commands",
+    "moodloop.training.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="moodloop",
+        description="Games that react to how the player feels. A sensor watches the webcam and "
+        "publishes emotion and engagement events over ZeroMQ; games subscribe.",
+        epilog="Run `moodloop COMMAND --help` for the options and examples of each command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `moodloop` command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MoodloopError as exc:
+        print(f"moodloop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

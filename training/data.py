@@ -1,0 +1,202 @@
+"""Labelled face datasets: find the layout a user downloaded and load it as arrays.
+
+Supported, as a folder or a .zip:
+
+* ``train|validation/<class>/`` (moodloop's shared copy of FER2013),
+* ``train|test/<class>/`` (the Kaggle "FER-2013" image download),
+* ``images/train|validation/<class>/`` (the Kaggle face-expression-recognition-dataset),
+* ``<class>/`` alone (any labelled folder; evaluation only),
+* ``fer2013.csv`` (emotion, pixels, Usage), alone or inside a folder or zip.
+
+Everything is decoded once into a uint8 array of 48x48 gray images: FER-sized data fits in
+memory easily (28,709 images are 66 MB), and batch augmentation on tensors is much cheaper
+than per-image file decoding on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from moodloop.engine.errors import DataError
+
+__all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "FER_LABELS", "IMAGE_SIZE"]
+
+FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+IMAGE_SIZE = 48
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
+# Split folder names, in the order they are looked for, mapped to the canonical split.
+_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "valid", "valid": "valid",
+                "val": "valid", "test": "valid", "publictest": "valid"}
+_CSV_USAGE = {"Training": "train", "PublicTest": "valid"}  # PrivateTest is never loaded.
+_EXPECTED = ("expected one of: train/ and validation/ (or test/) folders of class subfolders, "
+             "optionally under images/; a folder of class subfolders; or fer2013.csv")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset, decoded.
+
+    Attributes:
+        images: uint8 array [N, 48, 48] of gray faces.
+        labels: int64 array [N] of indices into the dataset's classes.
+        names: a stable id per image (its path inside the dataset, or ``csv:ROW``).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def without(self, excluded: Iterable[str]) -> Split:
+        """Return this split minus the images whose names are in ``excluded``."""
+        drop = set(excluded)
+        keep = np.array([n not in drop for n in self.names], dtype=bool)
+        return Split(self.images[keep], self.labels[keep],
+                     tuple(n for n, k in zip(self.names, keep) if k))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled dataset: class names and the splits that were found."""
+
+    classes: tuple[str, ...]
+    splits: Mapping[str, Split] = field(default_factory=dict)
+    layout: str = ""
+
+    def split(self, name: str) -> Split:
+        """Return split ``name`` ("train" or "valid") or raise a DataError saying what exists."""
+        if name not in self.splits:
+            raise DataError(f"This dataset ({self.layout}) has no {name!r} split; "
+                            f"it has {sorted(self.splits) or 'none'}. {_EXPECTED}.")
+        return self.splits[name]
+
+
+def parse_merge(specs: Sequence[str]) -> dict[str, str]:
+    """Parse ``--merge disgust=angry`` style options into a {source: target} mapping."""
+    merge = {}
+    for spec in specs:
+        source, sep, target = spec.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise DataError(f"Bad --merge {spec!r}: write SOURCE=TARGET, e.g. --merge disgust=angry.")
+        merge[source.strip().lower()] = target.strip().lower()
+    return merge
+
+
+def load_dataset(path: str | Path, merge: Mapping[str, str] | None = None) -> Dataset:
+    """Detect the layout at ``path`` (folder, .zip or .csv) and decode every image.
+
+    Args:
+        path: a dataset folder, a .zip of one, or a fer2013.csv file.
+        merge: optional {class: into_class} renames applied before indexing, e.g. disgust=angry.
+
+    Raises:
+        DataError: the path is missing or its layout is not one moodloop knows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"Dataset not found: {path}. Point --data at a folder, a .zip or fer2013.csv.")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return _from_csv(path.read_bytes(), str(path), merge or {})
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            files = {PurePosixPath(n): archive for n in archive.namelist() if not n.endswith("/")}
+            return _from_files(files, str(path), merge or {}, lambda f: archive.read(str(f)))
+    if path.is_dir():
+        files = {PurePosixPath(p.relative_to(path).as_posix()): None
+                 for p in path.rglob("*") if p.is_file()}
+        return _from_files(files, str(path), merge or {}, lambda f: (path / f).read_bytes())
+    raise DataError(f"{path} is neither a folder, a .zip nor a .csv file. {_EXPECTED}.")
+
+
+def _from_files(files, where, merge, read) -> Dataset:
+    csvs = [f for f in files if f.name.lower() == "fer2013.csv"]
+    if csvs:
+        return _from_csv(read(csvs[0]), f"{where}/{csvs[0]}", merge)
+    images = [f for f in files if f.suffix.lower() in _IMAGE_SUFFIXES
+              and not any(part.startswith((".", "__MACOSX")) for part in f.parts)]
+    root, by_split = _find_splits(images)
+    if not by_split:
+        top = sorted({f.parts[0] for f in files})[:10]
+        raise DataError(f"No labelled images found in {where} (top-level entries: {top}); {_EXPECTED}.")
+    classes = _class_list({f.parent.name.lower() for fs in by_split.values() for f in fs}, merge)
+    splits = {}
+    for split, members in by_split.items():
+        members = sorted(members)
+        labels = np.array([classes.index(merge.get(f.parent.name.lower(), f.parent.name.lower()))
+                           for f in members], dtype=np.int64)
+        splits[split] = Split(np.stack([_decode(read(f), f) for f in members]), labels,
+                              tuple(str(f) for f in members))
+    layout = f"{root}/<split>/<class>/" if root else "<split>/<class>/"
+    return Dataset(tuple(classes), splits, layout if set(splits) != {"all"} else "<class>/")
+
+
+def _find_splits(images: list[PurePosixPath]) -> tuple[str, dict[str, list[PurePosixPath]]]:
+    """Group image paths by split: ``[root/]split/class/img`` or else ``[root/]class/img``."""
+    by_split: dict[str, list[PurePosixPath]] = {}
+    roots = set()
+    for f in images:
+        if len(f.parts) >= 3 and f.parts[-3].lower() in _SPLIT_NAMES:
+            by_split.setdefault(_SPLIT_NAMES[f.parts[-3].lower()], []).append(f)
+            roots.add("/".join(f.parts[:-3]))
+    if not by_split:
+        for f in images:
+            if len(f.parts) >= 2:
+                by_split.setdefault("all", []).append(f)
+                roots.add("/".join(f.parts[:-2]))
+        if len(roots) > 1:  # class folders at different depths: not a layout we understand
+            return "", {}
+    return (roots.pop() if len(roots) == 1 else ""), by_split
+
+
+def _class_list(names: set[str], merge: Mapping[str, str]) -> list[str]:
+    unknown = set(merge) - names
+    if unknown:
+        raise DataError(f"--merge names classes that are not in the data: {sorted(unknown)}; "
+                        f"the data has {sorted(names)}.")
+    merged = {merge.get(n, n) for n in names}
+    # FER's canonical order first, so a FER-derived model always reports classes the same way.
+    return [n for n in FER_LABELS if n in merged] + sorted(merged - set(FER_LABELS))
+
+
+def _decode(data: bytes, name: object) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        # An unreadable file is kept as a blank image so the cleaning step can report it.
+        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    if not {"emotion", "pixels"} <= set(reader.fieldnames or ()):
+        raise DataError(f"{where} has columns {reader.fieldnames}; a FER2013 CSV needs "
+                        "emotion, pixels and (optionally) Usage.")
+    classes = _class_list(set(FER_LABELS), merge)
+    rows: dict[str, tuple[list, list, list]] = {}
+    for i, row in enumerate(reader):
+        split = _CSV_USAGE.get(row.get("Usage") or "Training")
+        if split is None:
+            continue
+        pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+        if pixels.size != IMAGE_SIZE * IMAGE_SIZE:
+            raise DataError(f"{where} row {i + 2}: {pixels.size} pixels, expected 48x48 = 2304.")
+        label = FER_LABELS[int(row["emotion"])]
+        images, labels, names = rows.setdefault(split, ([], [], []))
+        images.append(pixels.reshape(IMAGE_SIZE, IMAGE_SIZE))
+        labels.append(classes.index(merge.get(label, label)))
+        names.append(f"csv:{i}")
+    splits = {k: Split(np.stack(v[0]), np.array(v[1], dtype=np.int64), tuple(v[2]))
+              for k, v in rows.items()}
+    return Dataset(tuple(classes), splits, "fer2013.csv")

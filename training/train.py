@@ -1,0 +1,106 @@
+"""Train a model: lr_find, a one-cycle fit with a checkpoint every epoch, and resume.
+
+A run lives in one folder (``--out``)::
+
+    run.json       recipe, classes, normalisation, lr, epochs done, best accuracy
+    history.csv    fastai's per-epoch metrics log
+    last.pth       weights + optimizer after the latest epoch (what --resume continues from)
+    best.pth       weights of the best validation epoch (what export uses)
+    lr_find.png    the learning-rate finder's plot
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.progress import CSVLogger
+from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
+
+from moodloop.engine.errors import ConfigError
+from moodloop.training.data import Dataset
+from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_learner
+
+__all__ = ["train", "RUN_FILE"]
+
+log = logging.getLogger(__name__)
+RUN_FILE = "run.json"
+
+
+class _Checkpoint(Callback):
+    """Save last.pth (with optimizer) every epoch and best.pth when validation improves."""
+
+    order = 90  # after the Recorder has the epoch's metrics
+
+    def __init__(self, folder: Path, run: dict) -> None:
+        self.folder, self.run = folder, run
+
+    def after_epoch(self) -> None:
+        accuracy = float(self.recorder.values[-1][2])  # train_loss, valid_loss, accuracy
+        self.learn.save("last", with_opt=True)
+        self.run["epochs_done"] = self.epoch + 1
+        if accuracy > self.run.get("best_accuracy", -1.0):
+            self.learn.save("best", with_opt=False)
+            self.run.update(best_accuracy=accuracy, best_epoch=self.epoch + 1)
+        (self.folder / RUN_FILE).write_text(json.dumps(self.run, indent=2))
+
+
+def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
+          device: str | None = None) -> dict:
+    """Train (or resume) a run in ``out`` and return its run record.
+
+    Args:
+        data: a dataset with "train" and "valid" splits (exclusions already applied).
+        out: the run folder; created if needed.
+        recipe: the hyper-parameters. With ``resume`` the stored recipe is used instead.
+        resume: continue an interrupted run from its last completed epoch.
+        device: "cpu", "cuda" or None for CUDA when available.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    train_split, valid_split = data.split("train"), data.split("valid")
+    run_path = out / RUN_FILE
+    if resume:
+        if not run_path.exists():
+            raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
+        run = json.loads(run_path.read_text())
+        recipe = Recipe(**run["recipe"])
+        norm = Normalization(**run["normalization"])
+        if tuple(run["classes"]) != data.classes:
+            raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "
+                              f"this data has {list(data.classes)}: use the same data and --merge.")
+    else:
+        norm = Normalization.of(train_split)
+        run = {"classes": list(data.classes), "normalization": vars(norm), "layout": data.layout,
+               "train_images": len(train_split), "valid_images": len(valid_split), "epochs_done": 0}
+
+    dls = build_dataloaders(train_split, valid_split, recipe, norm, device)
+    learn = build_learner(dls, recipe, len(data.classes), out)
+    if resume:
+        learn.load("last", with_opt=True, device=device)
+    elif recipe.lr is None:
+        suggestion = learn.lr_find(show_plot=True)
+        learn.recorder.plot_lr_find()
+        _save_plot(out / "lr_find.png")
+        recipe = replace(recipe, lr=float(suggestion.valley))
+        log.info("lr_find suggests %.2e", recipe.lr)
+    run["recipe"] = recipe.to_dict()
+    run_path.write_text(json.dumps(run, indent=2))
+
+    start = run["epochs_done"]
+    if start < recipe.epochs:
+        learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
+                            cbs=[CSVLogger(fname=str(out / "history.csv"), append=start > 0),
+                                 _Checkpoint(out, run)])
+    return run
+
+
+def _save_plot(path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.gcf().savefig(path, dpi=120, bbox_inches="tight")
+    plt.close("all")

@@ -125,6 +125,8 @@ class Subscriber(Closeable):
                 self._last_warning = now
                 log.warning("dropped a bad message (%d so far): %s", self._dropped, exc)
             return None
+        if not self.online:  # first contact, or back after an outage: forget the old state
+            self._state, self._state_seen, self._state_anchor = "unknown", now, None
         self._last_message = now
         if isinstance(msg, Emotion):
             self._emotion = msg

@@ -1,0 +1,408 @@
+"""Frame sources (camera, video file, image folder) and the threaded capture that reads them.
+
+The capture thread keeps only the newest frame: when analysis is slower than the camera, old
+frames are dropped and counted, never queued, so the sensor always looks at the present. A
+file source also carries its own clock (frame index / fps), so every time-based rule runs on
+video time and `--fast` produces the same events as real-time playback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from moodloop.engine.errors import SourceError
+from moodloop.sensor.config import CaptureConfig
+
+__all__ = [
+    "Frame",
+    "Source",
+    "EndOfSource",
+    "CameraSource",
+    "FakeCamera",
+    "VideoSource",
+    "ImageFolderSource",
+    "open_source",
+    "Capture",
+    "CaptureStats",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class EndOfSource(Exception):
+    """A file source has no more frames (not an error)."""
+
+
+class Source(Protocol):
+    """Where frames come from. Cameras are `live`; files have a nominal `fps` and a clock.
+
+    `read()` returns an image, None for an unreadable frame (skipped and counted), or raises
+    EndOfSource at the end of a file. A live source that keeps returning None is lost.
+    """
+
+    name: str
+    live: bool
+    fps: float
+
+    def open(self) -> None: ...
+    def read(self) -> np.ndarray | None: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image.
+
+    Attributes:
+        image: BGR pixels.
+        index: Source frame index (file sources) or capture count (cameras).
+        t: Wall-clock capture time, UNIX seconds.
+        clock: Source clock in seconds: video time for files, monotonic time for cameras.
+        tick: time.perf_counter() at capture, for latency measurements.
+    """
+
+    image: np.ndarray
+    index: int
+    t: float
+    clock: float
+    tick: float
+
+
+class CameraSource:
+    """A webcam by index, through cv2.VideoCapture."""
+
+    live = True
+
+    def __init__(self, index: int, config: CaptureConfig = CaptureConfig()) -> None:
+        self.name = f"camera {index}"
+        self.index = index
+        self.fps = 30.0
+        self._config = config
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        """Open the camera or raise SourceError suggesting another --source."""
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(
+                f"Could not open camera {self.index}: is it connected, or is another app using it? "
+                f"Try --source {self.index + 1}, or a video file or image folder with --source PATH."
+            )
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._config.width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._config.height)
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        self._cap = cap
+
+    def read(self) -> np.ndarray | None:
+        """The next camera image, or None when the read failed."""
+        ok, image = self._cap.read() if self._cap is not None else (False, None)
+        return image if ok else None
+
+    def close(self) -> None:
+        """Release the camera."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FakeCamera:
+    """A camera stand-in for tests and demos: same interface as CameraSource, scripted.
+
+    Args:
+        image_at: Makes the image for read number `i` (0, 1, ...).
+        fps: Reads are paced at this rate, like a real camera blocking until the next frame.
+        fail_reads: Read numbers that fail (a run of them longer than `lost_after` is a loss).
+        fail_opens: How many reopen attempts fail after a loss before the camera comes back.
+        missing: The camera cannot be opened at all.
+    """
+
+    live = True
+
+    def __init__(self, image_at: Callable[[int], np.ndarray], *, fps: float = 100.0,
+                 fail_reads: range | set[int] = range(0), fail_opens: int = 0, missing: bool = False) -> None:
+        self.name = "fake camera"
+        self.fps = fps
+        self.opens = 0
+        self._image_at = image_at
+        self._fail_reads = fail_reads
+        self._fail_opens = fail_opens
+        self._missing = missing
+        self._reads = 0
+
+    def open(self) -> None:
+        """Open, or raise SourceError like a missing camera would."""
+        self.opens += 1
+        if self._missing or 1 < self.opens <= 1 + self._fail_opens:
+            raise SourceError("Could not open fake camera: scripted failure. Try --source with a video file.")
+
+    def read(self) -> np.ndarray | None:
+        """The next scripted image, or None for a scripted failure."""
+        time.sleep(1.0 / self.fps)
+        i, self._reads = self._reads, self._reads + 1
+        return None if i in self._fail_reads else self._image_at(i)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class VideoSource:
+    """A video file, read frame by frame at its own nominal frame rate."""
+
+    live = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.fps = 30.0
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        """Open the file or raise SourceError."""
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(
+                f"Could not open video {self.path}: the file is missing or in a format OpenCV cannot "
+                "decode. Try an .mp4 or .avi file, or an image folder."
+            )
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # some containers report 0 or nonsense
+        self._cap = cap
+
+    def read(self) -> np.ndarray | None:
+        """The next frame; None if it cannot be decoded; EndOfSource at the end."""
+        if self._cap is None or not self._cap.grab():
+            raise EndOfSource
+        ok, image = self._cap.retrieve()
+        return image if ok else None
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageFolderSource:
+    """A slideshow of the images in a folder (sorted by name), each shown for a while."""
+
+    live = False
+
+    def __init__(self, path: str | Path, config: CaptureConfig = CaptureConfig()) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.fps = config.image_fps
+        self._repeat = max(1, round(config.image_seconds * config.image_fps))
+        self._files: list[Path] = []
+        self._position = 0
+        self._image: np.ndarray | None = None
+
+    def open(self) -> None:
+        """List the images or raise SourceError when there are none."""
+        self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {self.path}.")
+        self._position = 0
+
+    def read(self) -> np.ndarray | None:
+        """The current slide; None if its file cannot be decoded; EndOfSource after the last."""
+        slide, repeat = divmod(self._position, self._repeat)
+        if slide >= len(self._files):
+            raise EndOfSource
+        self._position += 1
+        if repeat == 0:
+            self._image = cv2.imread(str(self._files[slide]), cv2.IMREAD_COLOR)
+        return self._image
+
+    def close(self) -> None:
+        """Nothing to release."""
+        self._files = []
+
+
+def open_source(spec: str, config: CaptureConfig = CaptureConfig()) -> Source:
+    """Turn a --source value into a Source: a camera index, a video file or an image folder.
+
+    Raises:
+        SourceError: `spec` is neither a number nor an existing file or folder.
+    """
+    if spec.isdigit():
+        return CameraSource(int(spec), config)
+    path = Path(spec)
+    if path.is_dir():
+        return ImageFolderSource(path, config)
+    if path.is_file():
+        return VideoSource(path)
+    raise SourceError(f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image folder.")
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """What the capture thread has seen so far.
+
+    Attributes:
+        captured: Frames read from the source.
+        dropped: Frames replaced by a newer one before analysis took them.
+        unreadable: Frames the source could not decode (skipped).
+        camera: "ok", "lost" (retrying) or "none" (ended or never opened).
+        fps: Capture rate over the last second or so.
+    """
+
+    captured: int
+    dropped: int
+    unreadable: int
+    camera: str
+    fps: float
+
+
+class Capture:
+    """Reads a Source on its own thread and hands out only the newest frame.
+
+    Args:
+        source: The frame source; opened on entry (SourceError if it cannot be).
+        config: Retry and pacing settings.
+        lossless: Hand over every frame, waiting for the consumer instead of dropping (for
+            `--fast` file analysis, where nothing is live and every frame counts).
+        paced: Play a file source at its own frame rate, like a camera.
+
+    Use as a context manager, then iterate `frames()` or call `read()`.
+    """
+
+    def __init__(self, source: Source, config: CaptureConfig = CaptureConfig(), *,
+                 lossless: bool = False, paced: bool = True) -> None:
+        self.source = source
+        self._config = config
+        self._lossless = lossless
+        self._paced = paced and not source.live
+        self._cond = threading.Condition()
+        self._slot: Frame | None = None
+        self._ended = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="moodloop-capture", daemon=True)
+        self._captured = self._dropped = self._unreadable = 0
+        self._camera = "ok"
+        self._rate_start, self._rate_count, self._fps = time.monotonic(), 0, 0.0
+
+    def __enter__(self) -> Capture:
+        self.source.open()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the thread and release the source."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self.source.close()
+
+    @property
+    def ended(self) -> bool:
+        """True once a file source is exhausted and its last frame was taken."""
+        with self._cond:
+            return self._ended and self._slot is None
+
+    def stats(self) -> CaptureStats:
+        """A snapshot of the capture counters."""
+        with self._cond:
+            camera = "none" if self._ended else self._camera
+            return CaptureStats(self._captured, self._dropped, self._unreadable, camera, self._fps)
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` seconds (None if none came).
+
+        Raises:
+            EndOfSource: The file source is exhausted.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is not None or self._ended, timeout)
+            frame, self._slot = self._slot, None
+            if frame is None and self._ended:
+                raise EndOfSource
+            self._cond.notify_all()
+            return frame
+
+    def frames(self, stop: threading.Event, timeout: float = 0.25) -> Iterator[Frame | None]:
+        """Yield frames until the source ends or `stop` is set; None after `timeout` s idle."""
+        while not stop.is_set():
+            try:
+                yield self.read(timeout)
+            except EndOfSource:
+                return
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        index = 0
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                image = self.source.read()
+            except EndOfSource:
+                break
+            if image is None:
+                failures += 1
+                self._count_unreadable()
+                if self.source.live and failures >= self._config.lost_after:
+                    self._reconnect()
+                    failures = 0
+                continue
+            failures = 0
+            clock = index / self.source.fps if not self.source.live else time.monotonic()
+            if self._paced:
+                self._stop.wait(max(0.0, start + clock - time.monotonic()))
+            self._put(Frame(image, index, time.time(), clock, time.perf_counter()))
+            index += 1
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def _count_unreadable(self) -> None:
+        with self._cond:
+            self._unreadable += 1
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if self._lossless:
+                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
+            if self._slot is not None:
+                self._dropped += 1
+            self._slot = frame
+            self._captured += 1
+            self._camera = "ok"
+            self._rate_count += 1
+            now = time.monotonic()
+            if now - self._rate_start >= 1.0:
+                self._fps = self._rate_count / (now - self._rate_start)
+                self._rate_start, self._rate_count = now, 0
+            self._cond.notify_all()
+
+    def _reconnect(self) -> None:
+        """Reopen a lost camera with exponential backoff until it works or we stop."""
+        with self._cond:
+            self._camera, self._fps = "lost", 0.0
+        log.warning("%s lost; retrying", self.source.name)
+        delay = self._config.retry_s
+        while not self._stop.wait(delay):
+            self.source.close()
+            try:
+                self.source.open()
+            except SourceError:
+                delay = min(delay * 2, self._config.retry_max_s)
+                continue
+            log.info("%s is back", self.source.name)
+            return

@@ -94,7 +94,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     start = run["epochs_done"]
     if start < recipe.epochs:
         learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
-                            cbs=[CSVLogger(fname=str(out / "history.csv"), append=start > 0),
+                            cbs=[CSVLogger(fname="history.csv", append=start > 0),
                                  _Checkpoint(out, run)])
     return run
 

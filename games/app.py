@@ -1,0 +1,230 @@
+"""Star Drift's main loop: input, the emotion feed, the rules and drawing, 60 times a second.
+
+Everything is drawn on a fixed 1280x720 logical canvas that is scaled to the window, so the
+game reads the same on any window size. Each frame polls the feed once, without blocking,
+and applies the director's decision to the world before the world moves.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the CLI's output ours
+
+import pygame as pg  # noqa: E402
+
+from moodloop.engine import Director  # noqa: E402
+from moodloop.games import consent  # noqa: E402
+from moodloop.games.bot import autopilot  # noqa: E402
+from moodloop.games.feed import MOCK, OFF, Feed  # noqa: E402
+from moodloop.games.hud import Hud, MoodView  # noqa: E402
+from moodloop.games.mood import Mood  # noqa: E402
+from moodloop.games.render import Renderer, Text  # noqa: E402
+from moodloop.games.rules import HEIGHT, WIDTH, Controls, World  # noqa: E402
+
+__all__ = ["GameConfig", "Stats", "play"]
+
+_MAX_DT = 0.05  # a long hitch must not teleport rocks through the ship
+_BOT_RESTART_S = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class GameConfig:
+    """How to run the game.
+
+    Attributes:
+        headless: Render off-screen (SDL dummy driver), for automation.
+        frames: Stop after this many frames; None plays until the player quits.
+        bot: The autopilot plays (and restarts after a game over).
+        fps: Frame rate cap.
+        seed: Seed for the rocks, for reproducible runs.
+        ask_consent: Show the first-run sensing notice before starting the feed.
+        screenshot: Save the last frame here as PNG.
+    """
+
+    headless: bool = False
+    frames: int | None = None
+    bot: bool = False
+    fps: int = 60
+    seed: int | None = None
+    ask_consent: bool = False
+    screenshot: Path | None = None
+
+
+@dataclass
+class Stats:
+    """Frame timings gathered during a run; `report` adds the game's and the feed's story."""
+
+    frame_ms: list[float] = field(default_factory=list)
+    work_ms: list[float] = field(default_factory=list)
+
+    def report(self, game: _Game) -> dict[str, Any]:
+        """The JSON-ready summary of a run."""
+        frames, seconds = len(self.frame_ms), sum(self.frame_ms) / 1000
+        ordered = sorted(self.frame_ms)
+        changes = game.mood.changes
+        return {
+            "frames": frames,
+            "seconds": round(seconds, 3),
+            "fps_mean": round(frames / seconds, 2) if seconds else 0.0,
+            "frame_ms_max": round(max(ordered, default=0.0), 2),
+            "frame_ms_p99": round(ordered[int(0.99 * (frames - 1))], 2) if frames else 0.0,
+            "work_ms_mean": round(sum(self.work_ms) / frames, 2) if frames else 0.0,
+            "work_ms_max": round(max(self.work_ms, default=0.0), 2),
+            **asdict(game.world.tally),
+            "score_best": max(game.world.best, int(game.world.score)),
+            "feed": game.feed.kind,
+            "feed_failure": game.feed.failure,
+            "states": [asdict(change) for change in changes],
+            "state_apply_lag_frames": max((c.lag_frames for c in changes), default=None),
+            "state_latency_ms_max": max((c.latency_ms for c in changes), default=None),
+        }
+
+
+def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
+    """Run the game until the player quits or `config.frames` have passed.
+
+    Args:
+        config: How to run.
+        feed: Where the emotions come from; started here (after the notice, if asked).
+
+    Returns:
+        The run's statistics (see `Stats.report`).
+    """
+    if config.headless:  # SDL reads these when the display starts
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ["SDL_AUDIODRIVER"] = "dummy"
+    pg.display.init()
+    pg.font.init()
+    try:
+        with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=Director()) as mood:
+            return _Game(config, feed, mood).run()
+    finally:
+        pg.quit()
+
+
+class _Game:
+    """One window, one world: the loop and its per-frame steps."""
+
+    def __init__(self, config: GameConfig, feed: Feed, mood: Mood) -> None:
+        self.config, self.feed, self.mood = config, feed, mood
+        self.world = World(seed=config.seed)
+        pg.display.set_caption("moodloop - Star Drift")
+        pg.display.set_mode((WIDTH, HEIGHT), pg.RESIZABLE)
+        self.canvas = pg.Surface((WIDTH, HEIGHT))
+        text = Text()
+        self.renderer, self.hud = Renderer(text, (WIDTH, HEIGHT)), Hud(text)
+        self.asking = config.ask_consent
+        self.done = False
+        self.frame = 0
+        self.over_for = 0.0
+        if not self.asking:
+            feed.start()
+
+    def run(self) -> dict[str, Any]:
+        stats = Stats()
+        clock = pg.time.Clock()
+        last = time.perf_counter()
+        while not self.done:
+            start = time.perf_counter()
+            dt = start - last if self.frame else 1 / self.config.fps
+            last = start
+            self._tick(dt)
+            stats.work_ms.append((time.perf_counter() - start) * 1000)
+            stats.frame_ms.append(dt * 1000)
+            self.frame += 1
+            if self.config.frames is not None and self.frame >= self.config.frames:
+                self.done = True
+            clock.tick(self.config.fps)
+        if self.config.screenshot is not None:
+            pg.image.save(self.canvas, str(self.config.screenshot))
+        return stats.report(self)
+
+    def _tick(self, dt: float) -> None:
+        for event in pg.event.get():
+            self._handle(event)
+        self.feed.check()
+        decision = self.mood.update(self.frame, dt)
+        world = self.world
+        if not self.asking:
+            world.react(intervene=decision.intervene, intensity=decision.intensity, away=decision.pause)
+            self.mood.settle(self.frame)
+            world.step(min(dt, _MAX_DT), autopilot(world) if self.config.bot else self._controls())
+        if self.config.bot and world.over:
+            self.over_for += dt
+            if self.over_for > _BOT_RESTART_S:
+                world.reset()
+                self.over_for = 0.0
+        self._draw()
+
+    def _handle(self, event: pg.event.Event) -> None:
+        if event.type == pg.QUIT:
+            self.done = True
+        if event.type != pg.KEYDOWN:
+            return
+        key, world = event.key, self.world
+        if self.asking:
+            if key in (pg.K_y, pg.K_RETURN, pg.K_n, pg.K_ESCAPE):
+                self._answer(key in (pg.K_y, pg.K_RETURN))
+        elif key == pg.K_h:
+            self.hud.visible = not self.hud.visible
+        elif key in (pg.K_p, pg.K_ESCAPE):
+            world.toggle_pause()
+        elif key == pg.K_q and (world.paused or world.over):
+            self.done = True
+        elif key in (pg.K_RETURN, pg.K_r) and world.over:
+            world.reset()
+
+    def _answer(self, accepted: bool) -> None:
+        consent.save(accepted)
+        self.asking = False
+        if accepted:
+            self.feed.start()
+        else:
+            self.feed.decline()
+
+    def _controls(self) -> Controls:
+        keys = pg.key.get_pressed()
+        dx = (keys[pg.K_RIGHT] or keys[pg.K_d]) - (keys[pg.K_LEFT] or keys[pg.K_a])
+        dy = (keys[pg.K_DOWN] or keys[pg.K_s]) - (keys[pg.K_UP] or keys[pg.K_w])
+        return Controls(dx=dx, dy=dy, fire=bool(keys[pg.K_SPACE]))
+
+    def _draw(self) -> None:
+        now = pg.time.get_ticks() / 1000
+        if self.asking:
+            self.renderer.notice(self.canvas, consent.TITLE, consent.notice())
+        else:
+            self.renderer.draw(self.canvas, self.world, now)
+            view = MoodView(
+                link=self._link(),
+                camera=("lost" if self.mood.camera == "lost" else "on") if self.feed.camera_on else "off",
+                state=self.mood.state,
+                state_age=self.mood.state_age,
+                bars=self.mood.bars,
+                note=self.feed.failure,
+            )
+            self.hud.draw(self.canvas, self.world, view)
+        self._present()
+
+    def _link(self) -> str:
+        if self.feed.kind == OFF:
+            return "off"
+        if not self.mood.online:
+            return "offline"
+        return "mock" if self.feed.kind == MOCK else "online"
+
+    def _present(self) -> None:
+        window = pg.display.get_surface()
+        if window.get_size() == self.canvas.get_size():
+            window.blit(self.canvas, (0, 0))
+        else:  # letterbox: scale to fit, keep the aspect ratio
+            (w, h), (cw, ch) = window.get_size(), self.canvas.get_size()
+            scale = min(w / cw, h / ch)
+            size = (round(cw * scale), round(ch * scale))
+            window.fill((0, 0, 0))
+            window.blit(pg.transform.smoothscale(self.canvas, size), ((w - size[0]) // 2, (h - size[1]) // 2))
+        pg.display.flip()

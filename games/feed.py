@@ -1,0 +1,164 @@
+"""What feeds the game its emotions: the sensor as a supervised child, or the mock in a thread.
+
+A `Child` lives in its own session (process group), so a Ctrl-C meant for the game is handled
+by the game, which then stops the whole group: terminate, wait, kill. No orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from moodloop.engine import Publisher
+from moodloop.engine.lifecycle import Closeable
+from moodloop.engine.mock import MockSensor, Scenario
+
+__all__ = ["free_endpoint", "Child", "MockThread", "FeedPlan", "Feed"]
+
+log = logging.getLogger(__name__)
+
+SENSOR, MOCK, OFF = "sensor", "mock", "off"
+
+
+def free_endpoint(host: str = "127.0.0.1") -> str:
+    """A TCP endpoint on a port that is free right now, for the child to bind."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return f"tcp://{host}:{probe.getsockname()[1]}"
+
+
+class Child(Closeable):
+    """A child process started now and stopped on `close` (or leaving a `with` block).
+
+    Args:
+        argv: The command line.
+        grace_s: Seconds the child gets to exit after SIGTERM before SIGKILL.
+    """
+
+    def __init__(self, argv: Sequence[str], *, grace_s: float = 3.0) -> None:
+        self.argv = tuple(argv)
+        self._grace_s = grace_s
+        self._proc = subprocess.Popen(self.argv, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id, also its process group id."""
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the child has exited, else None (never blocks)."""
+        return self._proc.poll()
+
+    def close(self) -> None:
+        """Stop the child and its process group: SIGTERM, wait `grace_s`, then SIGKILL."""
+        if self._proc.poll() is not None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(self._grace_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s ignored SIGTERM for %.0f s; killing it", self.argv[0], self._grace_s)
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
+
+class MockThread(Closeable):
+    """The engine's scripted MockSensor, publishing a scenario at `endpoint` from a thread.
+
+    Args:
+        scenario: A Scenario or the name of a built-in one.
+        endpoint: Where to bind the publisher.
+
+    Raises:
+        ConfigError: Unknown scenario, or the endpoint cannot be bound.
+    """
+
+    def __init__(self, scenario: Scenario | str, endpoint: str) -> None:
+        self._publisher = Publisher(endpoint, source="mock")
+        self._stop = threading.Event()
+        mock = MockSensor(scenario, self._publisher)
+        self._thread = threading.Thread(target=mock.run, kwargs={"stop": self._stop}, name="moodloop-mock", daemon=True)
+        self._thread.start()
+
+    @property
+    def returncode(self) -> int | None:
+        """0 once the scenario has ended, else None (the same question as for a `Child`)."""
+        return None if self._thread.is_alive() else 0
+
+    def close(self) -> None:
+        """Stop publishing and release the socket."""
+        self._stop.set()
+        self._thread.join()
+        self._publisher.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedPlan:
+    """How the game gets its emotions.
+
+    Attributes:
+        kind: "sensor", "mock" or "off" (no feed: the game plays plain).
+        endpoint: Where the game subscribes; None when off.
+        argv: The sensor child to start.
+        scenario: The mock scenario to play instead (a name or a Scenario).
+        Neither: subscribe to whatever already publishes at `endpoint`.
+        camera: The child opens a camera, so the first-run notice applies.
+        hint: What to tell the player if the child stops.
+    """
+
+    kind: str
+    endpoint: str | None = None
+    argv: tuple[str, ...] = ()
+    scenario: Scenario | str | None = None
+    camera: bool = False
+    hint: str = ""
+
+
+class Feed(Closeable):
+    """Starts the plan's child when told to, notices if it stops, and stops it on `close`."""
+
+    def __init__(self, plan: FeedPlan) -> None:
+        self.plan = plan
+        self.kind = plan.kind
+        self.failure: str | None = None
+        self._child: Child | MockThread | None = None
+
+    @property
+    def camera_on(self) -> bool:
+        """Whether a child that opens a camera is running."""
+        return self.plan.camera and self._child is not None and self.failure is None
+
+    def start(self) -> None:
+        """Start the sensor child or the mock, if the plan has one."""
+        plan = self.plan
+        if self._child is not None or plan.endpoint is None:
+            return
+        if plan.scenario is not None:
+            self._child = MockThread(plan.scenario, plan.endpoint)
+        elif plan.argv:
+            log.info("starting the sensor: %s", " ".join(plan.argv))
+            self._child = Child(plan.argv)
+
+    def decline(self) -> None:
+        """The player said no to sensing: play plain."""
+        self.kind = OFF
+
+    def check(self) -> str | None:
+        """Return why the child stopped, the first time it is seen stopped; else None."""
+        if self._child is None or self.failure is not None or self._child.returncode is None:
+            return None
+        self.failure = f"The {self.kind} stopped (exit code {self._child.returncode}); the game goes on without it."
+        log.warning("%s %s", self.failure, self.plan.hint)
+        return self.failure
+
+    def close(self) -> None:
+        """Stop the child, if one was started."""
+        if self._child is not None:
+            self._child.close()

@@ -1,0 +1,114 @@
+"""The game's view of the player: the engine's Subscriber and Director, polled once per frame.
+
+`Mood` turns what the sensor says into one `Decision` per frame, keeps smoothed emotion bars
+for the HUD, and records every state change with the frame it arrived in and the frame it
+reached gameplay, so the "within one frame" promise is measured rather than assumed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from moodloop.engine import Decision, Director, Subscriber
+from moodloop.engine.lifecycle import Closeable
+from moodloop.engine.protocol import LABELS, State
+
+__all__ = ["StateChange", "Mood"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChange:
+    """One engagement state change as the game saw it.
+
+    Attributes:
+        state: The new state.
+        previous: The state before it.
+        time_s: Seconds since the game started when it arrived.
+        frame: The frame whose poll received it.
+        lag_frames: Frames between receiving it and applying it to gameplay.
+        latency_ms: From the sensor's capture time to gameplay, on this machine's clock.
+    """
+
+    state: str
+    previous: str
+    time_s: float
+    frame: int
+    lag_frames: int
+    latency_ms: float
+
+
+class Mood(Closeable):
+    """Subscriber + Director + smoothed emotion bars; a context manager that closes the socket.
+
+    Args:
+        endpoint: Where the sensor or mock publishes; None plays without one (state unknown).
+        director: Decides waves, pace and pauses; the engine's defaults if None.
+        smoothing_s: Time constant of the HUD's emotion bars, so they glide rather than flicker.
+    """
+
+    def __init__(self, endpoint: str | None, *, director: Director | None = None, smoothing_s: float = 0.4) -> None:
+        self._sub = None if endpoint is None else Subscriber(endpoint)
+        self._director = director or Director()
+        self._smoothing_s = smoothing_s
+        self._started = time.monotonic()
+        self._pending: list[tuple[State, int, float]] = []
+        self.bars: dict[str, float] = dict.fromkeys(LABELS, 0.0)
+        self.changes: list[StateChange] = []
+        self.decision = Decision()
+
+    def close(self) -> None:
+        """Close the subscription."""
+        if self._sub is not None:
+            self._sub.close()
+
+    @property
+    def online(self) -> bool:
+        """Whether the sensor (or mock) has been heard lately."""
+        return self._sub is not None and self._sub.online
+
+    @property
+    def state(self) -> str:
+        """The engagement state; "unknown" without a sensor or while offline."""
+        return "unknown" if self._sub is None else self._sub.state
+
+    @property
+    def state_age(self) -> float | None:
+        """Seconds the current state has lasted, or None while offline."""
+        return None if self._sub is None else self._sub.state_age
+
+    @property
+    def camera(self) -> str | None:
+        """The sensor's camera state ("ok", "lost", "none"), or None before any status."""
+        status = None if self._sub is None else self._sub.status
+        return None if status is None or not self.online else status.camera
+
+    def update(self, frame: int, dt: float) -> Decision:
+        """Poll without blocking, smooth the bars and decide this frame's reaction."""
+        if self._sub is not None:
+            received = time.monotonic() - self._started
+            self._pending += [(msg, frame, received) for msg in self._sub.poll() if isinstance(msg, State)]
+        emotion = self._sub.emotion if self.online else None
+        target = emotion.probs if emotion is not None else {}
+        keep = math.exp(-dt / self._smoothing_s)
+        for label in target.keys() | self.bars.keys():  # a retrained model may bring other labels
+            self.bars[label] = keep * self.bars.get(label, 0.0) + (1 - keep) * target.get(label, 0.0)
+        self.decision = self._director.update(self.state)
+        return self.decision
+
+    def settle(self, frame: int) -> None:
+        """Record that this frame's decision is now in gameplay: closes the pending changes."""
+        now = time.time()
+        self.changes += [
+            StateChange(
+                state=msg.state,
+                previous=msg.previous,
+                time_s=round(received, 3),
+                frame=arrived,
+                lag_frames=frame - arrived,
+                latency_ms=round((now - msg.t) * 1000, 1),
+            )
+            for msg, arrived, received in self._pending
+        ]
+        self._pending.clear()

@@ -1,0 +1,142 @@
+"""`moodloop play`: start the sensor (or the mock) and the game, connected on a free local port.
+
+Only argparse-level code lives at module level; the game, pygame and ZeroMQ load in `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moodloop.games.feed import FeedPlan
+
+__all__ = ["register", "run"]
+
+log = logging.getLogger(__name__)
+
+NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  moodloop play --source VIDEO."
+
+EXAMPLES = """\
+examples:
+  moodloop play                      # webcam 0: the game reacts to how you feel
+  moodloop play --source 1           # another camera
+  moodloop play --source clip.mp4    # a video of a face instead of the webcam
+  moodloop play --mock bored         # no webcam: a scripted player who gets bored
+  moodloop play --no-sensor          # just the game
+  moodloop play --mock cycle --headless --bot --frames 1800 --stats s.json
+
+keys: arrows/WASD move, Space fires, P or Esc pauses, H hides the HUD, Q quits when paused.
+
+The first time a camera would turn on, the game explains what is sensed and asks; the answer
+is remembered in ~/.config/moodloop/consent.json (or $MOODLOOP_CONFIG_DIR). Runs with
+--headless never ask: they use the camera only with --accept-sensing or a remembered yes.
+A video, a folder, --mock and --no-sensor use no camera, so they need no answer.
+"""
+
+
+def register(subparsers: Any) -> None:
+    """Add the `play` subcommand."""
+    parser = subparsers.add_parser(
+        "play",
+        help="play Star Drift, the demo game that reacts when you get bored",
+        description="Play Star Drift: dodge and shoot rocks. The webcam sensor runs alongside; when "
+        "you look bored, a wave of rocks comes and the pace rises; when you leave, the game waits.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    feed = parser.add_mutually_exclusive_group()
+    feed.add_argument("--source", metavar="CAMERA|VIDEO|DIR", help="sensor input: camera index, video file or image folder (default: 0)")
+    feed.add_argument("--mock", metavar="SCENARIO", help="play against the scripted mock player: engaged, bored, absent, cycle or a JSON script")
+    feed.add_argument("--endpoint", metavar="URL", help="subscribe to a sensor that is already running (e.g. tcp://127.0.0.1:5556)")
+    feed.add_argument("--no-sensor", action="store_true", help="play without any sensing")
+    parser.add_argument("--accept-sensing", action="store_true", help="agree to the webcam notice without seeing it (remembered)")
+    parser.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), for automation")
+    parser.add_argument("--frames", type=_positive, metavar="N", help="quit after N frames")
+    parser.add_argument("--bot", action="store_true", help="let the autopilot play")
+    parser.add_argument("--seed", type=int, help="seed the rocks for a reproducible run")
+    parser.add_argument("--stats", type=Path, metavar="FILE", help="write run statistics as JSON at exit")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE", help="save the last frame as PNG")
+    parser.set_defaults(func=run)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of frames, got {value}")
+    return number
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `moodloop play`; returns the exit code."""
+    from moodloop.games.app import GameConfig, play
+    from moodloop.games.feed import Feed
+
+    plan, ask = _plan(args)
+    config = GameConfig(headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot)
+    with _exit_on_signals(), Feed(plan) as feed:
+        stats = play(config, feed)
+    if args.stats is not None:
+        args.stats.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    log.info("%d frames, %.1f fps, worst frame %.1f ms", stats["frames"], stats["fps_mean"], stats["frame_ms_max"])
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
+    """Decide the feed from the options and the remembered consent; also whether to ask."""
+    from moodloop.engine.errors import ConfigError
+    from moodloop.engine.mock import SCENARIO_NAMES, Scenario
+    from moodloop.games import consent
+    from moodloop.games.feed import MOCK, OFF, SENSOR, FeedPlan, free_endpoint
+
+    if args.no_sensor:
+        return FeedPlan(kind=OFF), False
+    if args.endpoint:
+        return FeedPlan(kind=SENSOR, endpoint=args.endpoint), False
+    if args.mock:
+        if args.mock in SCENARIO_NAMES:
+            scenario = args.mock
+        elif Path(args.mock).is_file():
+            scenario = Scenario.from_file(args.mock)
+        else:
+            raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {', '.join(SCENARIO_NAMES)} or a JSON script file.")
+        return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
+    source = args.source or "0"
+    endpoint = free_endpoint()
+    argv = (sys.executable, "-m", "moodloop.sensor", "--source", source, "--endpoint", endpoint, "--headless")
+    camera = source.isdigit()
+    plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=NO_CAMERA_HINT)
+    if not camera:
+        return plan, False
+    if args.accept_sensing:
+        consent.save(True)
+    answer = consent.load()
+    if answer is None and not args.headless:
+        return plan, True
+    if not answer:
+        why = "you said no" if answer is False else "a headless run cannot ask; add --accept-sensing"
+        log.warning("Sensing is off (%s): playing without the camera. --accept-sensing turns it on.", why)
+        return FeedPlan(kind=OFF), False
+    return plan, False
+
+
+@contextmanager
+def _exit_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into a normal exit, so the sensor child is stopped, not orphaned."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -93,7 +93,12 @@ class CameraSource:
 
     def open(self) -> None:
         """Open the camera or raise SourceError suggesting another --source."""
-        cap = cv2.VideoCapture(self.index)
+        quiet = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says it better
+        try:
+            cap = cv2.VideoCapture(self.index)
+        finally:
+            cv2.utils.logging.setLogLevel(quiet)
         if not cap.isOpened():
             cap.release()
             raise SourceError(

@@ -138,7 +138,6 @@ class Classifier:
         self._margin = config.margin
         self._scale = 1.0 / (255.0 * np.asarray(self.info.std, np.float32))
         self._offset = np.asarray(self.info.mean, np.float32) / np.asarray(self.info.std, np.float32)
-        self.last_input: np.ndarray | None = None  # the crop the model saw last (for --save-frames)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -162,12 +161,20 @@ class Classifier:
                 f"metadata ({len(info.labels)} labels, {info.channels}x{info.height}x{info.width}): {_REQUIREMENTS}."
             )
 
+    @property
+    def name(self) -> str:
+        """The model's name, as `moodloop.status` reports it."""
+        return self.info.name
+
+    def crop(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        """The face crop exactly as the model sees it, before normalization (uint8)."""
+        info = self.info
+        return crop_face(frame, face, self._margin, (info.width, info.height), gray=info.channels == 1)
+
     def classify(self, frame: np.ndarray, face: Face) -> np.ndarray:
         """Class probabilities (float32, one per label) for `face` in the BGR `frame`."""
-        info = self.info
-        crop = crop_face(frame, face, self._margin, (info.width, info.height), gray=info.channels == 1)
-        self.last_input = crop
-        pixels = crop[None, :, :, None] if info.channels == 1 else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)[None]
+        crop = self.crop(frame, face)
+        pixels = crop[None, :, :, None] if self.info.channels == 1 else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)[None]
         x = pixels.astype(np.float32) * self._scale - self._offset
         probs = self._session.run(["probs"], {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0][0]
         return probs / probs.sum()

@@ -64,7 +64,7 @@ class DetectConfig:
         full_every: Run a full-frame detection every N frames; in between, search only a
             region around the player's last face (much cheaper).
         track_margin: The tracking region is the last face grown by this fraction per side.
-        min_face: Smallest face to find, as a fraction of the frame width.
+        min_face: Smallest face to find, as a fraction of the frame width (a player sits close).
         hold_s: A detection gap shorter than this keeps the last face (no flicker).
         switch_iou: A detected face overlapping the player's last face by at least this IoU
             is the same player.
@@ -75,7 +75,7 @@ class DetectConfig:
     detect_width: int = 320
     full_every: int = 15
     track_margin: float = 0.4
-    min_face: float = 0.08
+    min_face: float = 0.15
     hold_s: float = 0.5
     switch_iou: float = 0.3
     yunet: str | None = None

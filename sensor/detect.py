@@ -70,6 +70,9 @@ def _downscale(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
     return image, scale
 
 
+_TRACK_PX = 48
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade on a downscaled, equalized gray frame."""
 
@@ -87,20 +90,22 @@ class HaarDetector:
         if near is not None:
             gx, gy, gw, gh = near.grown(self._config.track_margin)
             x0, y0, x1, y1 = max(0, gx), max(0, gy), min(fw, gx + gw), min(fh, gy + gh)
-        small, scale = _downscale(frame[y0:y1, x0:x1], round(self._config.detect_width * (x1 - x0) / fw))
+        # A tracked face only needs ~48 px for the cascade's 24 px window: shrink the region to that.
+        width = self._config.detect_width * (x1 - x0) / fw if near is None else (x1 - x0) * _TRACK_PX / near.w
+        small, scale = _downscale(frame[y0:y1, x0:x1], round(width))
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         if near is None:
-            side = max(12, round(self._config.min_face * self._config.detect_width))
-            min_size, max_size = (side, side), ()
+            side = max(24, round(self._config.min_face * self._config.detect_width))
+            min_size, max_size, neighbours = (side, side), (0, 0), 4  # (0, 0): no upper bound
         else:  # the player's face keeps roughly its size from one frame to the next
             side = near.w * scale
-            min_size, max_size = (round(side * 0.7),) * 2, (round(side * 1.4),) * 2
-        boxes, neighbours = self._cascade.detectMultiScale2(
-            gray, scaleFactor=1.15, minNeighbors=4, minSize=min_size, maxSize=max_size
+            min_size, max_size, neighbours = (round(side * 0.7),) * 2, (round(side * 1.4),) * 2, 3
+        boxes, counts = self._cascade.detectMultiScale2(
+            gray, scaleFactor=1.15, minNeighbors=neighbours, minSize=min_size, maxSize=max_size
         )
         return [
             Face(x0 + round(x / scale), y0 + round(y / scale), round(w / scale), round(h / scale), float(n))
-            for (x, y, w, h), n in zip(boxes, neighbours, strict=True)
+            for (x, y, w, h), n in zip(boxes, counts, strict=True)
         ]
 
 

@@ -19,6 +19,7 @@ from moodloop.sensor.smooth import Reading
 
 __all__ = ["Engagement", "EngagementEstimator"]
 
+
 @dataclass(frozen=True)
 class Engagement:
     """The estimator's verdict after one frame.

@@ -1,0 +1,107 @@
+"""`moodloop sensor`: watch the player and publish emotion and engagement events.
+
+Only argparse is imported at module level, so `moodloop --help` stays instant; OpenCV and
+onnxruntime load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["register", "run", "sensor_command"]
+
+_EXAMPLES = """\
+examples:
+  moodloop sensor                                  # webcam 0, preview window, publish on tcp://127.0.0.1:5556
+  moodloop sensor --source 1 --headless            # second camera, status line on stderr
+  moodloop sensor --source session.mp4 --headless --fast --record out.jsonl
+                                                   # analyse a video as fast as possible, keep the events
+  moodloop sensor --connect --endpoint tcp://127.0.0.1:5559 --source-id alice
+                                                   # one of several players, through `moodloop relay`
+  python -m moodloop.sensor --source 0 --headless  # the same command, as a child process of a game
+
+Privacy: frames and face crops never leave the process or touch the disk, unless you pass
+--save-frames DIR (debug). Events are published on localhost unless --endpoint says otherwise.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `sensor` subcommand."""
+    parser = subparsers.add_parser(
+        "sensor",
+        help="watch the player (webcam, video or images) and publish emotion/engagement events",
+        description="Detect the player's face, classify its expression with the ONNX model, estimate "
+        "engagement (engaged/bored/absent) and publish protocol v1 events over ZeroMQ.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", default="0", help="camera index, video file or image folder (default: 0)")
+    parser.add_argument("--model", type=Path, help="ONNX emotion model (default: the shipped fer_resnet34.onnx)")
+    parser.add_argument("--endpoint", help="ZeroMQ address (default: bind tcp://127.0.0.1:5556)")
+    parser.add_argument("--connect", action="store_true", help="connect to a relay instead of binding")
+    parser.add_argument("--source-id", default="sensor", help="publisher id on every message, e.g. a player name")
+    parser.add_argument("--headless", action="store_true", help="no window; one status line a second on stderr")
+    parser.add_argument("--record", type=Path, metavar="FILE", help="also write every message to FILE (JSON lines)")
+    parser.add_argument("--fast", action="store_true", help="analyse a file source as fast as possible, every frame")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON file overriding tuning defaults")
+    parser.add_argument("--save-frames", type=Path, metavar="DIR",
+                        help="debug: write every face crop, as the model sees it, to DIR (off by default)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sensor until the source ends, the window closes, Ctrl-C or SIGTERM; print a summary."""
+    from moodloop.sensor.config import load_config
+    from moodloop.sensor.pipeline import SensorOptions, run_sensor
+    from moodloop.sensor.preview import PreviewWindow, StatusLine, has_display
+
+    config = load_config(args.config)
+    options = SensorOptions(
+        source=args.source,
+        endpoint=args.endpoint,
+        connect=args.connect,
+        source_id=args.source_id,
+        record=args.record,
+        fast=args.fast,
+        save_crops=args.save_frames,
+        **({"model": args.model} if args.model else {}),
+    )
+    view = StatusLine() if args.headless or not has_display() else PreviewWindow()
+    stop = threading.Event()
+    previous = _on_signals(stop)
+    try:
+        summary, _ = run_sensor(options, config, stop, view)
+    finally:
+        view.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print(summary)
+    return 0
+
+
+def _on_signals(stop: threading.Event) -> dict[int, object]:
+    """Make SIGINT/SIGTERM set `stop` (clean shutdown); returns the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def sensor_command(source: str = "0", endpoint: str | None = None, *, headless: bool = True,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """The argv that starts a sensor as a child process (what `moodloop play` launches).
+
+    Args:
+        source: Camera index, video file or image folder.
+        endpoint: ZeroMQ address the game subscribes to (default: the protocol default).
+        headless: No preview window (the game owns the screen).
+        extra: More `moodloop sensor` options, e.g. ["--source-id", "alice"].
+    """
+    argv = [sys.executable, "-m", "moodloop.sensor", "--source", source]
+    argv += ["--endpoint", endpoint] if endpoint else []
+    argv += ["--headless"] if headless else []
+    return argv + list(extra)

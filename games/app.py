@@ -44,6 +44,9 @@ class GameConfig:
         seed: Seed for the rocks, for reproducible runs.
         ask_consent: Show the first-run sensing notice before starting the feed.
         screenshot: Save the last frame here as PNG.
+        bored_after: Seconds of boredom before a wave (see moodloop.engine.Director).
+        cooldown: Minimum seconds between two waves.
+        ramp_time: Seconds for the bored pace to reach its full intensity.
     """
 
     headless: bool = False
@@ -53,6 +56,9 @@ class GameConfig:
     seed: int | None = None
     ask_consent: bool = False
     screenshot: Path | None = None
+    bored_after: float = 3.0
+    cooldown: float = 10.0
+    ramp_time: float = 20.0
 
 
 @dataclass
@@ -101,7 +107,7 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
     pg.display.init()
     pg.font.init()
     try:
-        with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=Director()) as mood:
+        with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=Director(bored_after=config.bored_after, cooldown=config.cooldown, ramp_time=config.ramp_time)) as mood:
             return _Game(config, feed, mood).run()
     finally:
         pg.quit()

@@ -22,6 +22,7 @@ __all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
+SENSOR_MODULE = "moodloop.sensor"  # run as `python -m`; tests swap in a fake sensor
 NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  moodloop play --source VIDEO."
 
 EXAMPLES = """\
@@ -110,7 +111,7 @@ def _plan(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
         return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
     source = args.source or "0"
     endpoint = free_endpoint()
-    argv = (sys.executable, "-m", "moodloop.sensor", "--source", source, "--endpoint", endpoint, "--headless")
+    argv = (sys.executable, "-m", SENSOR_MODULE, "--source", source, "--endpoint", endpoint, "--headless")
     camera = source.isdigit()
     plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=NO_CAMERA_HINT)
     if not camera:

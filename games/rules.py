@@ -257,7 +257,7 @@ class World:
             self._add_rock(PACE, pace.speed)
         if self.wave is not None:
             self.wave.clock += dt
-            due = int((self.wave.clock - t.wave_warning_s) / t.wave_spacing_s) + 1
+            due = math.floor((self.wave.clock - t.wave_warning_s) / t.wave_spacing_s) + 1
             while self.wave.spawned < min(due, len(self.wave.lanes)):
                 lane = self.wave.lanes[self.wave.spawned]
                 self._add_rock(WAVE, pace.speed, y=t.lane_y(lane), r=t.wave_radius)

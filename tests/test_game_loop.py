@@ -1,0 +1,98 @@
+"""The game loop, headless, against the engine's mock publisher; plus the mood feed and drawing."""
+
+import os
+import time
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+os.environ["SDL_AUDIODRIVER"] = "dummy"
+
+import pygame
+import pytest
+
+from moodloop.engine import Publisher
+from moodloop.engine.mock import Scenario, Segment
+from moodloop.engine.protocol import State
+from moodloop.games.app import GameConfig, play
+from moodloop.games.feed import MOCK, OFF, Feed, FeedPlan, free_endpoint
+from moodloop.games.hud import Hud, MoodView
+from moodloop.games.mood import Mood
+from moodloop.games.render import Renderer, Text
+from moodloop.games.rules import HEIGHT, WIDTH, World
+
+
+def test_a_state_change_reaches_gameplay_in_the_frame_it_arrives():
+    endpoint = free_endpoint()
+    with Publisher(endpoint) as pub, Mood(endpoint) as mood:
+        deadline = time.monotonic() + 5
+        frame = 0
+        while not mood.changes and time.monotonic() < deadline:  # resend until the subscriber has joined
+            pub.publish(State(t=time.time(), state="bored", previous="engaged", since=time.time(), confidence=0.9))
+            time.sleep(0.02)
+            mood.update(frame, 1 / 60)
+            mood.settle(frame)
+            frame += 1
+        assert mood.state == "bored" and mood.online
+        change = mood.changes[0]
+        assert (change.state, change.previous, change.lag_frames) == ("bored", "engaged", 0)
+        assert 0 <= change.latency_ms < 1000
+
+
+def test_without_a_sensor_the_mood_is_unknown_and_the_bars_empty():
+    with Mood(None) as mood:
+        decision = mood.update(0, 1 / 60)
+        assert (mood.state, mood.online, mood.state_age, mood.camera) == ("unknown", False, None, None)
+        assert not decision.intervene and not decision.pause and decision.intensity == 0
+        assert set(mood.bars.values()) == {0.0}
+
+
+def test_headless_game_reacts_to_boredom_and_absence_from_the_mock():
+    script = Scenario((Segment("engaged", 0.5), Segment("bored", 2.5), Segment("absent", 1.0), Segment("engaged", 1.0)), loop=False)
+    plan = FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=script)
+    config = GameConfig(headless=True, frames=330, bot=True, seed=1, bored_after=0.3, cooldown=1.0, ramp_time=1.0)
+    with Feed(plan) as feed:
+        stats = play(config, feed)
+    assert stats["frames"] == 330 and stats["feed"] == MOCK
+    assert stats["waves"] >= 1 and stats["obstacles_boredom"] > 0
+    assert stats["pauses"] >= 1
+    assert {"bored", "absent"} <= {change["state"] for change in stats["states"]}
+    assert stats["state_apply_lag_frames"] == 0
+    assert stats["fps_mean"] > 30 and stats["frame_ms_max"] > 0
+
+
+def test_headless_game_without_a_sensor_plays_and_saves_a_screenshot(tmp_path):
+    shot = tmp_path / "shot.png"
+    with Feed(FeedPlan(kind=OFF)) as feed:
+        stats = play(GameConfig(headless=True, frames=30, bot=True, screenshot=shot), feed)
+    assert stats["feed"] == OFF and stats["states"] == [] and stats["obstacles_boredom"] == 0
+    assert pygame.image.load(str(shot)).get_size() == (WIDTH, HEIGHT)
+
+
+@pytest.fixture
+def canvas():
+    pygame.display.init()
+    pygame.font.init()
+    yield pygame.Surface((WIDTH, HEIGHT))
+    pygame.quit()
+
+
+@pytest.mark.parametrize("scene", ["playing", "wave", "paused", "away", "countdown", "over"])
+def test_every_scene_draws(canvas, scene):
+    text = Text()
+    world = World(seed=1)
+    for _ in range(200):
+        world.step(1 / 60)
+    if scene == "wave":
+        world.react(intervene=True, intensity=1.0, away=False)
+        world.boost = 0.5
+    world.paused = scene == "paused"
+    world.away = scene == "away"
+    world.resume_in = 1.0 if scene == "countdown" else 0.0
+    world.over = scene == "over"
+    Renderer(text, (WIDTH, HEIGHT)).draw(canvas, world, now=1.0)
+    view = MoodView(link="offline", camera="on", state="bored", state_age=4.2, bars={"happy": 0.7, "sad": 0.3}, note="The sensor stopped")
+    Hud(text).draw(canvas, world, view)
+
+
+def test_notice_draws(canvas):
+    Renderer(Text(), (WIDTH, HEIGHT)).notice(canvas, "Title", ("line one", "", "line two"))
+    assert canvas.get_at((WIDTH // 2, 5)) != canvas.get_at((WIDTH // 2, 130))

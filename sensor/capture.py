@@ -316,16 +316,10 @@ class Capture:
             self._thread.join(timeout=2.0)
         self.source.close()
 
-    @property
-    def ended(self) -> bool:
-        """True once a file source is exhausted and its last frame was taken."""
-        with self._cond:
-            return self._ended and self._slot is None
-
     def stats(self) -> CaptureStats:
         """A snapshot of the capture counters."""
         with self._cond:
-            camera = "none" if self._ended else self._camera
+            camera = "none" if self._ended and self._slot is None else self._camera
             return CaptureStats(self._captured, self._dropped, self._unreadable, camera, self._fps)
 
     def read(self, timeout: float | None = None) -> Frame | None:

@@ -133,7 +133,7 @@ class EngagementConfig:
     """
 
     window_s: float = 10.0
-    exit_window_s: float = 2.0
+    exit_window_s: float = 1.5
     calibration_s: float = 3.0
     absent_after_s: float = 2.0
     present_fraction: float = 0.8
@@ -143,7 +143,7 @@ class EngagementConfig:
     bored_enter: float = 0.85
     bored_exit: float = 0.5
     bored_sustain_s: float = 2.0
-    engaged_sustain_s: float = 0.5
+    engaged_sustain_s: float = 0.25
 
 
 @dataclass(frozen=True)

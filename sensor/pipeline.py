@@ -226,7 +226,7 @@ class Sensor:
         now = time.monotonic()
         camera = "none" if final else self._capture.stats().camera
         current = (self._estimator.current.state, camera)
-        if now < self._next_status and current == self._last_status:
+        if not final and now < self._next_status and current == self._last_status:
             return
         self._next_status, self._last_status = now + self._config.status_every_s, current
         self._sink.publish(Status(t=time.time(), state=current[0], fps=self._fps(), camera=camera,

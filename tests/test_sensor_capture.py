@@ -1,0 +1,112 @@
+"""Capture: newest-frame hand-off, file clocks, camera loss and recovery, unreadable frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from moodloop.engine.errors import SourceError
+from moodloop.sensor.capture import (
+    CameraSource,
+    Capture,
+    EndOfSource,
+    FakeCamera,
+    ImageFolderSource,
+    VideoSource,
+    open_source,
+)
+from moodloop.sensor.config import CaptureConfig
+from moodloop.sensor.synthetic import write_video
+
+FAST_RETRY = CaptureConfig(lost_after=5, retry_s=0.01, retry_max_s=0.02)
+
+
+def gray(i: int) -> np.ndarray:
+    return np.full((24, 32, 3), i % 256, np.uint8)
+
+
+def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted():
+    with Capture(FakeCamera(gray, fps=500)) as capture:
+        seen = []
+        for _ in range(5):
+            time.sleep(0.03)
+            seen.append(capture.read(timeout=1.0).index)
+        stats = capture.stats()
+    assert stats.dropped > 0 and stats.camera == "ok"
+    assert all(b - a > 1 for a, b in zip(seen, seen[1:], strict=False))  # frames skipped, not queued
+
+
+def test_lossless_video_hands_over_every_frame_on_video_time(tmp_path):
+    video = write_video(tmp_path / "v.avi", (gray(i * 20) for i in range(12)), fps=24)
+    with Capture(VideoSource(video), lossless=True, paced=False) as capture:
+        frames = list(capture.frames(threading.Event()))
+        assert capture.stats().camera == "none"
+    assert [f.index for f in frames] == list(range(12))
+    assert [f.clock for f in frames] == pytest.approx([i / 24 for i in range(12)])
+    assert frames[-1].t >= frames[0].t
+
+
+def test_paced_video_plays_at_its_frame_rate(tmp_path):
+    video = write_video(tmp_path / "v.avi", (gray(i) for i in range(10)), fps=50)
+    start = time.monotonic()
+    with Capture(VideoSource(video), lossless=True) as capture:
+        list(capture.frames(threading.Event()))
+    assert time.monotonic() - start >= 9 / 50
+
+
+def test_missing_camera_suggests_another_source():
+    with pytest.raises(SourceError, match="--source"), Capture(FakeCamera(gray, missing=True)):
+        pass
+    with pytest.raises(SourceError, match="Try --source 43"):
+        CameraSource(42).open()
+
+
+def test_camera_lost_then_recovers_by_itself():
+    camera = FakeCamera(gray, fps=400, fail_reads=range(20, 25), fail_opens=2)  # unplugged once
+    cameras = []
+    with Capture(camera, FAST_RETRY) as capture:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (cameras[-2:] == ["lost", "ok"]):
+            frame = capture.read(timeout=0.01)
+            state = capture.stats().camera
+            if not cameras or cameras[-1] != state:
+                cameras.append(state)
+            if frame is not None and frame.index > 40:
+                break
+        stats = capture.stats()
+    assert "lost" in cameras and cameras[-1] == "ok"
+    assert camera.opens == 1 + 2 + 1  # first open, two failed retries, the one that worked
+    assert stats.unreadable >= FAST_RETRY.lost_after
+
+
+def test_unreadable_frames_are_skipped_and_counted():
+    camera = FakeCamera(gray, fps=400, fail_reads={3, 7})
+    with Capture(camera, FAST_RETRY, lossless=True) as capture:
+        frames = [capture.read(timeout=1.0) for _ in range(8)]
+        assert capture.stats().unreadable == 2 and capture.stats().camera == "ok"
+    assert [f.index for f in frames] == list(range(8))
+
+
+def test_image_folder_is_a_slideshow(tmp_path):
+    for name, value in (("a.png", 10), ("b.png", 200)):
+        cv2.imwrite(str(tmp_path / name), gray(value))
+    (tmp_path / "notes.txt").write_text("not an image")
+    source = ImageFolderSource(tmp_path, CaptureConfig(image_seconds=0.5, image_fps=4))
+    source.open()
+    images = [source.read() for _ in range(4)]
+    with pytest.raises(EndOfSource):
+        source.read()
+    assert [int(img[0, 0, 0]) for img in images] == [10, 10, 200, 200]
+
+
+def test_open_source_dispatch(tmp_path):
+    assert isinstance(open_source("0"), CameraSource)
+    assert isinstance(open_source(str(tmp_path)), ImageFolderSource)
+    with pytest.raises(SourceError, match="not a camera index"):
+        open_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match="No images"):
+        open_source(str(tmp_path)).open()

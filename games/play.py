@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from moodloop.games.feed import FeedPlan
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "plan_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from moodloop.games.app import GameConfig, play
     from moodloop.games.feed import Feed
 
-    plan, ask = _plan(args)
+    plan, ask = plan_feed(args)
     config = GameConfig(headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot)
     with _exit_on_signals(), Feed(plan) as feed:
         stats = play(config, feed)
@@ -90,8 +90,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
-    """Decide the feed from the options and the remembered consent; also whether to ask."""
+def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
+    """Decide what feeds the game, from the options and the remembered consent.
+
+    A camera needs a yes: remembered, given with --accept-sensing, or asked for in the game
+    window. Headless runs cannot ask, so without a yes they play without the camera.
+
+    Returns:
+        The feed plan, and whether the game must show the notice before starting it.
+
+    Raises:
+        ConfigError: An unknown mock scenario, or an unreadable consent file.
+    """
     from moodloop.engine.errors import ConfigError
     from moodloop.engine.mock import SCENARIO_NAMES, Scenario
     from moodloop.games import consent

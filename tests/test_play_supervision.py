@@ -1,0 +1,139 @@
+"""Process supervision of `moodloop play`, with a fake sensor child (no model, no camera).
+
+The fake sensor records its pid and arguments, then crashes, runs, or ignores SIGTERM. Each
+test runs `play` in a subprocess, as a user would, and checks that no child is left behind.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from moodloop.games.feed import Child
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to see whether a process is gone")
+
+FAKE_SENSOR = """\
+import json, os, signal, sys, time
+if os.environ["FAKE_MODE"] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with open(os.environ["FAKE_INFO"] + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "argv": sys.argv[1:]}, f)
+os.replace(os.environ["FAKE_INFO"] + ".tmp", os.environ["FAKE_INFO"])
+if os.environ["FAKE_MODE"] == "crash":
+    print("moodloop: error: Could not open camera 0.", file=sys.stderr)
+    sys.exit(3)
+while True:
+    time.sleep(0.05)
+"""
+
+# `moodloop play` with the sensor module swapped for the fake one; Ctrl-C exits 130 as the CLI does.
+DRIVER = """\
+import argparse, sys
+from moodloop.games import play
+play.SENSOR_MODULE = "fake_sensor"
+parser = argparse.ArgumentParser(prog="moodloop")
+play.register(parser.add_subparsers())
+args = parser.parse_args(["play", *sys.argv[1:]])
+try:
+    sys.exit(args.func(args))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in "ZX"  # a zombie has exited; only its parent's bookkeeping remains
+
+
+def wait_for(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class Fake:
+    """A fake sensor setup in a temporary folder."""
+
+    def __init__(self, tmp_path: Path, mode: str) -> None:
+        (tmp_path / "fake_sensor.py").write_text(FAKE_SENSOR)
+        (tmp_path / "driver.py").write_text(DRIVER)
+        self.tmp, self.info = tmp_path, tmp_path / "info.json"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+            "FAKE_MODE": mode,
+            "FAKE_INFO": str(self.info),
+            "MOODLOOP_CONFIG_DIR": str(tmp_path / "config"),
+            "SDL_VIDEODRIVER": "dummy",
+            "SDL_AUDIODRIVER": "dummy",
+        }
+
+    def play(self, *args: str) -> subprocess.Popen:
+        argv = [sys.executable, str(self.tmp / "driver.py"), "--source", "clip.mp4", "--headless", *args]
+        return subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, text=True)
+
+    @property
+    def started(self) -> dict:
+        wait_for(self.info.exists)
+        return json.loads(self.info.read_text())
+
+
+def test_sensor_gets_the_source_a_free_endpoint_and_headless(tmp_path):
+    fake = Fake(tmp_path, "run")
+    game = fake.play("--frames", "30")
+    argv = fake.started["argv"]
+    assert game.wait(60) == 0
+    assert argv[:2] == ["--source", "clip.mp4"] and "--headless" in argv and "--model" not in argv
+    assert argv[argv.index("--endpoint") + 1].startswith("tcp://127.0.0.1:")
+
+
+def test_sensor_crash_leaves_the_game_running_offline(tmp_path):
+    fake = Fake(tmp_path, "crash")
+    stats = tmp_path / "s.json"
+    game = fake.play("--frames", "90", "--stats", str(stats))
+    _, stderr = game.communicate(timeout=60)
+    assert game.returncode == 0
+    report = json.loads(stats.read_text())
+    assert report["frames"] == 90 and "exit code 3" in report["feed_failure"]
+    assert "Could not open camera" in stderr and "--mock" in stderr
+
+
+def test_game_exit_stops_the_sensor(tmp_path):
+    fake = Fake(tmp_path, "run")
+    game = fake.play("--frames", "60")
+    pid = fake.started["pid"]
+    assert game.wait(60) == 0
+    assert not alive(pid)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_interrupting_play_stops_the_sensor(tmp_path, sig, code):
+    fake = Fake(tmp_path, "run")
+    game = fake.play()  # no --frames: plays until interrupted
+    pid = fake.started["pid"]
+    time.sleep(0.5)  # let the game loop run
+    assert alive(pid) and game.poll() is None
+    game.send_signal(sig)
+    assert game.wait(30) == code
+    assert not alive(pid)
+
+
+def test_a_child_that_ignores_sigterm_is_killed(tmp_path, monkeypatch):
+    fake = Fake(tmp_path, "stubborn")
+    for key in ("FAKE_MODE", "FAKE_INFO"):
+        monkeypatch.setenv(key, fake.env[key])
+    with Child([sys.executable, str(tmp_path / "fake_sensor.py")], grace_s=0.3) as child:
+        pid = fake.started["pid"]  # its SIGTERM handler is in place
+    assert child.returncode == -signal.SIGKILL
+    assert not alive(pid)

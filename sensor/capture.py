@@ -323,13 +323,17 @@ class Capture:
             return CaptureStats(self._captured, self._dropped, self._unreadable, camera, self._fps)
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not yet taken, waiting up to `timeout` seconds (None if none came).
+        """The newest frame not yet taken, waiting up to `timeout` seconds.
+
+        Returns None when no frame came in time, or at once when the camera is lost, so the
+        caller can report it.
 
         Raises:
             EndOfSource: The file source is exhausted.
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._slot is not None or self._ended, timeout)
+            camera = self._camera
+            self._cond.wait_for(lambda: self._slot is not None or self._ended or self._camera != camera, timeout)
             frame, self._slot = self._slot, None
             if frame is None and self._ended:
                 raise EndOfSource
@@ -394,6 +398,7 @@ class Capture:
         """Reopen a lost camera with exponential backoff until it works or we stop."""
         with self._cond:
             self._camera, self._fps = "lost", 0.0
+            self._cond.notify_all()
         log.warning("%s lost; retrying", self.source.name)
         delay = self._config.retry_s
         while not self._stop.wait(delay):

@@ -138,7 +138,8 @@ class EngagementEstimator:
         if self._baseline is None:
             return "unknown"
         if self._current.state == "bored":  # hysteresis: leaving takes a clear recent reaction
-            return "bored" if self._short.quiet_share >= cfg.bored_exit else "engaged"
+            reacted = self._short.present_share > 0 and self._short.quiet_share < cfg.bored_exit
+            return "engaged" if reacted else "bored"
         full = clock - self._calibrated_at >= cfg.window_s
         bored = full and self._long.present_share >= cfg.present_fraction and self._long.quiet_share >= cfg.bored_enter
         return "bored" if bored else "engaged"

@@ -147,6 +147,7 @@ class Sensor:
         """Analyse frames until the source ends, `stop` is set, or the view asks to quit."""
         if self._save_crops is not None:
             self._save_crops.mkdir(parents=True, exist_ok=True)
+        self._heartbeat()  # a late joiner learns the state within a second; this one at once
         frames = self._capture.frames(stop)
         while True:
             with self.times.measure("capture"):

@@ -106,7 +106,7 @@ class PreviewWindow:
 class StatusLine:
     """Headless view: one status line per second on stderr."""
 
-    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 1.0) -> None:
+    def __init__(self, stream: TextIO | None = None, every_s: float = 1.0) -> None:
         self._stream = stream
         self._every = every_s
         self._next = 0.0
@@ -118,7 +118,7 @@ class StatusLine:
             self._next = now + self._every
             emotion = f"{snapshot.reading.label} {snapshot.reading.confidence:.2f}" if snapshot.reading else "no face"
             print(f"sensor: {_state_text(snapshot)} | {emotion} | {snapshot.fps:.1f} fps | camera {snapshot.camera}",
-                  file=self._stream, flush=True)
+                  file=self._stream or sys.stderr, flush=True)
         return True
 
     def close(self) -> None:

@@ -1,0 +1,175 @@
+"""The real pipeline end to end: fake or generated sources, real sockets, recordings, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+from test_sensor_classify import tiny_model
+
+from moodloop.engine.protocol import LABELS, Emotion, State, Status, from_record
+from moodloop.engine.publisher import Publisher
+from moodloop.engine.subscriber import Subscriber
+from moodloop.sensor import cli
+from moodloop.sensor.capture import Capture, FakeCamera, VideoSource
+from moodloop.sensor.config import CaptureConfig, SensorConfig
+from moodloop.sensor.detect import Face, HaarDetector, PlayerTracker
+from moodloop.sensor.pipeline import Sensor
+from moodloop.sensor.synthetic import FER_ZIP, cartoon_face, fer_faces, scene, write_video
+
+NEUTRAL = np.array([0.02, 0.01, 0.02, 0.03, 0.88, 0.02, 0.02], np.float32)
+HAPPY = np.array([0.01, 0.01, 0.01, 0.9, 0.05, 0.01, 0.01], np.float32)
+
+
+def coded_frame(face: bool, happy: bool = False) -> np.ndarray:
+    """A tiny frame whose colour scripts the fakes: green = a face is there, blue = happy."""
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[..., 1] = 255 * face
+    frame[..., 0] = 255 * happy
+    return frame
+
+
+class ColourDetector:
+    """Fake detector: one face when the frame is green."""
+
+    def detect(self, frame: np.ndarray, near: Face | None = None) -> list[Face]:
+        return [Face(16, 8, 32, 32)] if frame[0, 0, 1] > 128 else []
+
+
+class ColourModel:
+    """Fake classifier: happy when the frame is blue, else neutral."""
+
+    labels = LABELS
+    name = "colour"
+
+    def classify(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        return HAPPY if frame[0, 0, 0] > 128 else NEUTRAL
+
+    def crop(self, frame: np.ndarray, face: Face) -> np.ndarray:
+        return frame[face.y:face.y + face.h, face.x:face.x + face.w, 1]
+
+
+def sensor(capture: Capture, sink, **kwargs) -> Sensor:
+    return Sensor(capture, PlayerTracker(ColourDetector()), ColourModel(), sink, **kwargs)
+
+
+def read_records(path) -> list:
+    return [from_record(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def test_recorded_session_is_protocol_valid_with_the_expected_states(tmp_path):
+    script = [(16.0, True, False), (3.0, False, False), (2.0, True, True)]  # neutral, away, smiling
+    frames = [coded_frame(face, happy) for seconds, face, happy in script for _ in range(round(seconds * 30))]
+    video = write_video(tmp_path / "session.avi", frames, fps=30)
+    record = tmp_path / "out.jsonl"
+    with (Capture(VideoSource(video), lossless=True, paced=False) as capture,
+          Publisher("tcp://127.0.0.1:*", record=record) as publisher):
+        summary = sensor(capture, publisher).run(threading.Event())
+    messages = read_records(record)  # every line decodes and validates with the protocol module
+    emotions = [m for m in messages if isinstance(m, Emotion)]
+    states = [m for m in messages if isinstance(m, State)]
+    assert summary.frames == len(frames) and summary.faces == len(emotions) == 18 * 30 + 15  # 0.5 s hold
+    assert [s.state for s in states] == ["engaged", "bored", "absent", "engaged"]
+    assert summary.states == {"engaged": 2, "bored": 1, "absent": 1}
+    assert all(m.frame is not None for m in emotions + states)
+    assert [m.seq for m in messages] == list(range(len(messages)))
+    assert emotions[0].label == "neutral" and emotions[-1].label == "happy"
+    assert isinstance(messages[0], Status) and messages[-1].camera == "none"
+    assert all(0 <= e.latency_ms < 1000 for e in emotions)
+
+
+def test_fast_and_paced_runs_produce_the_same_events(tmp_path):
+    frames = [coded_frame(True, happy=i % 90 < 20) for i in range(150)]
+    video = write_video(tmp_path / "v.avi", frames, fps=60)
+    runs = []
+    for fast in (True, False):
+        record = tmp_path / f"{fast}.jsonl"
+        with (Capture(VideoSource(video), lossless=True, paced=not fast) as capture,
+              Publisher("tcp://127.0.0.1:*", record=record) as publisher):
+            sensor(capture, publisher).run(threading.Event())
+        runs.append([(m.frame, m.state) if isinstance(m, State) else (m.frame, m.label)
+                     for m in read_records(record) if not isinstance(m, Status)])
+    assert runs[0] == runs[1]
+
+
+def test_live_camera_over_a_real_socket_with_loss_and_recovery():
+    camera = FakeCamera(lambda i: coded_frame(True), fps=100, fail_reads=range(60, 65))
+    config = SensorConfig(capture=CaptureConfig(lost_after=5, retry_s=0.2))
+    stop = threading.Event()
+    with (Capture(camera, config.capture) as capture,
+          Publisher("tcp://127.0.0.1:*") as publisher,
+          Subscriber(publisher.endpoint) as subscriber):
+        runner = sensor(capture, publisher, config=config)
+        thread = threading.Thread(target=runner.run, args=(stop,))
+        thread.start()
+        received, cameras = [], []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and cameras[-2:] != ["lost", "ok"]:
+            for msg in subscriber.poll():
+                received.append(msg)
+                if isinstance(msg, Status) and (not cameras or cameras[-1] != msg.camera):
+                    cameras.append(msg.camera)
+            time.sleep(0.01)
+        stop.set()
+        thread.join(5)
+    emotions = [m for m in received if isinstance(m, Emotion)]
+    assert emotions and emotions[0].frame is None  # live sources carry no frame index
+    assert cameras[-2:] == ["lost", "ok"]
+    assert subscriber.online
+
+
+def test_cli_on_a_generated_video_with_haar_and_onnx(tmp_path, capsys):
+    frames = (scene(cartoon_face(), face_px=180, offset=(i % 7, 0), seed=i % 3) for i in range(45))
+    video = write_video(tmp_path / "cartoon.avi", frames, fps=15)
+    record = tmp_path / "out.jsonl"
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["sensor", "--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                              "--endpoint", "tcp://127.0.0.1:*", "--headless", "--fast", "--record", str(record)])
+    assert args.func(args) == 0
+    out = capsys.readouterr()
+    assert "45 frames analysed" in out.out and "sensor:" in out.err
+    messages = read_records(record)
+    assert sum(isinstance(m, Emotion) for m in messages) >= 40  # the Haar cascade finds the drawn face
+
+
+def test_save_frames_writes_crops_only_when_asked(tmp_path):
+    video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
+    crops = tmp_path / "crops"
+    with (Capture(VideoSource(video), lossless=True, paced=False) as capture,
+          Publisher("tcp://127.0.0.1:*") as publisher):
+        sensor(capture, publisher, save_crops=crops).run(threading.Event())
+    assert len(list(crops.glob("*.png"))) == 5
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_sigterm_shuts_down_cleanly_with_a_summary(tmp_path):
+    video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 300, fps=30)
+    command = cli.sensor_command(str(video), "tcp://127.0.0.1:*",
+                                 extra=["--model", str(tiny_model(tmp_path / "m.onnx"))])
+    assert command[1:4] == ["-m", "moodloop.sensor", "--source"] and "--headless" in command
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert "sensor:" in process.stderr.readline()  # the first status line: it is running
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    assert process.returncode == 0 and "frames analysed" in out
+
+
+@pytest.mark.skipif(not FER_ZIP.exists(), reason="needs ../shared/data/fer2013")
+def test_haar_tracks_a_real_face_in_a_video(tmp_path):
+    detector = HaarDetector()
+    face = next(f for f in fer_faces("happy", 20) if detector.detect(scene(f, face_px=220)))
+    frames = (scene(face, face_px=220, offset=(round(15 * np.sin(i / 8)), 0), seed=i % 4) for i in range(60))
+    video = write_video(tmp_path / "fer.avi", frames, fps=30)  # in tmp only: never commit dataset videos
+    found = 0
+    tracker = PlayerTracker(detector)
+    with Capture(VideoSource(video), lossless=True, paced=False) as capture:
+        for frame in capture.frames(threading.Event()):
+            found += tracker.locate(frame.image, frame.clock) is not None
+    assert found >= 57

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -27,7 +28,9 @@ import numpy as np
 
 from moodloop.engine.errors import DataError
 
-__all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "FER_LABELS", "IMAGE_SIZE"]
+log = logging.getLogger(__name__)
+__all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "read_exclusions", "FER_LABELS",
+           "IMAGE_SIZE"]
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 IMAGE_SIZE = 48
@@ -48,11 +51,14 @@ class Split:
         images: uint8 array [N, 48, 48] of gray faces.
         labels: int64 array [N] of indices into the dataset's classes.
         names: a stable id per image (its path inside the dataset, or ``csv:ROW``).
+        unreadable: names of the files that could not be decoded; they are kept as blank
+            images so indices stay aligned, and the cleaning step reports them.
     """
 
     images: np.ndarray
     labels: np.ndarray
     names: tuple[str, ...]
+    unreadable: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -62,7 +68,8 @@ class Split:
         drop = set(excluded)
         keep = np.array([n not in drop for n in self.names], dtype=bool)
         return Split(self.images[keep], self.labels[keep],
-                     tuple(n for n, k in zip(self.names, keep) if k))
+                     tuple(n for n, k in zip(self.names, keep) if k),
+                     tuple(n for n in self.unreadable if n not in drop))
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,20 @@ class Dataset:
             raise DataError(f"This dataset ({self.layout}) has no {name!r} split; "
                             f"it has {sorted(self.splits) or 'none'}. {_EXPECTED}.")
         return self.splits[name]
+
+    def without(self, excluded: Iterable[str]) -> Dataset:
+        """Return this dataset minus the named images, in whichever split they are."""
+        drop = set(excluded)
+        return replace(self, splits={k: s.without(drop) for k, s in self.splits.items()})
+
+
+def read_exclusions(path: str | Path) -> set[str]:
+    """Read an exclusion list: one image name per line; blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Exclusion list not found: {path}. `moodloop clean` writes one (exclude.txt).")
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {line for line in lines if line and not line.startswith("#")}
 
 
 def parse_merge(specs: Sequence[str]) -> dict[str, str]:
@@ -134,8 +155,14 @@ def _from_files(files, where, merge, read) -> Dataset:
         members = sorted(members)
         labels = np.array([classes.index(merge.get(f.parent.name.lower(), f.parent.name.lower()))
                            for f in members], dtype=np.int64)
-        splits[split] = Split(np.stack([_decode(read(f), f) for f in members]), labels,
-                              tuple(str(f) for f in members))
+        decoded = [_decode(read(f)) for f in members]
+        unreadable = tuple(str(f) for f, image in zip(members, decoded) if image is None)
+        if unreadable:
+            log.warning("%d unreadable images in %s (kept blank; `moodloop clean` lists them), "
+                        "e.g. %s", len(unreadable), where, unreadable[0])
+        blank = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        splits[split] = Split(np.stack([blank if i is None else i for i in decoded]), labels,
+                              tuple(str(f) for f in members), unreadable)
     layout = f"{root}/<split>/<class>/" if root else "<split>/<class>/"
     return Dataset(tuple(classes), splits, layout if set(splits) != {"all"} else "<class>/")
 
@@ -168,11 +195,11 @@ def _class_list(names: set[str], merge: Mapping[str, str]) -> list[str]:
     return [n for n in FER_LABELS if n in merged] + sorted(merged - set(FER_LABELS))
 
 
-def _decode(data: bytes, name: object) -> np.ndarray:
+def _decode(data: bytes) -> np.ndarray | None:
+    """Decode one image file to 48x48 gray, or None when it is not a readable image."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None:
-        # An unreadable file is kept as a blank image so the cleaning step can report it.
-        return np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+        return None
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
     return image

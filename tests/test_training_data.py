@@ -1,0 +1,99 @@
+"""Dataset layouts, layout errors, class merging, unreadable files and exclusion lists."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moodloop.engine.errors import DataError
+from moodloop.training.data import FER_LABELS, load_dataset, parse_merge, read_exclusions
+from moodloop.training.synthetic import make_images, write_dataset
+
+REAL_ZIP = Path(__file__).resolve().parents[1].parent / "shared/data/fer2013/fer2013-trainval.zip"
+
+
+@pytest.mark.parametrize("zip_it", [False, True], ids=["folder", "zip"])
+@pytest.mark.parametrize("layout", ["train|validation", "train|test", "images/train|validation", "fer2013.csv"])
+def test_each_kaggle_layout_loads_the_same_images(tmp_path, layout, zip_it):
+    path = write_dataset(tmp_path / "faces", layout, train_per_class=2, valid_per_class=1, zip_it=zip_it)
+    data = load_dataset(path)
+    assert data.classes == FER_LABELS
+    for split, per_class, seed in (("train", 2, 0), ("valid", 1, 1)):
+        images, labels = make_images(per_class, seed=seed)
+        assert np.array_equal(data.split(split).images, images)
+        assert np.array_equal(data.split(split).labels, labels)
+    assert data.layout == ("fer2013.csv" if layout == "fer2013.csv" else
+                           "images/<split>/<class>/" if layout.startswith("images") else "<split>/<class>/")
+
+
+def test_csv_file_directly_and_private_test_rows_are_never_loaded(tmp_path):
+    csv = write_dataset(tmp_path, "fer2013.csv", train_per_class=1, valid_per_class=1) / "fer2013.csv"
+    with csv.open("a") as file:
+        file.write("3," + " ".join(["0"] * 2304) + ",PrivateTest\n")
+    data = load_dataset(csv)
+    assert {k: len(s) for k, s in data.splits.items()} == {"train": 7, "valid": 7}
+    assert data.split("train").names[0] == "csv:0"
+
+
+def test_plain_class_folder_has_one_split(tmp_path):
+    data = load_dataset(write_dataset(tmp_path / "faces", "<class>", train_per_class=2))
+    assert data.layout == "<class>/" and list(data.splits) == ["all"] and len(data.split("all")) == 14
+    with pytest.raises(DataError, match="no 'train' split.*expected one of"):
+        data.split("train")
+
+
+def test_other_class_sets_are_kept(tmp_path):
+    data = load_dataset(write_dataset(tmp_path / "d", classes=("happy", "calm", "angry"), train_per_class=1))
+    assert data.classes == ("angry", "happy", "calm")  # FER order first, then the rest sorted
+
+
+def test_merge_folds_one_class_into_another(tmp_path):
+    data = load_dataset(write_dataset(tmp_path / "d", train_per_class=2), parse_merge(["Disgust = angry"]))
+    assert data.classes == tuple(c for c in FER_LABELS if c != "disgust")
+    assert np.bincount(data.split("train").labels).tolist() == [4, 2, 2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("specs, match", [(["disgust"], "SOURCE=TARGET"), (["=angry"], "SOURCE=TARGET"),
+                                          (["contempt=angry"], "not in the data.*contempt")])
+def test_bad_merge(tmp_path, specs, match):
+    with pytest.raises(DataError, match=match):
+        load_dataset(write_dataset(tmp_path / "d", train_per_class=1), parse_merge(specs))
+
+
+def test_layout_errors_say_what_was_found_and_expected(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(tmp_path / "missing")
+    (tmp_path / "empty" / "notes").mkdir(parents=True)
+    (tmp_path / "empty" / "notes" / "readme.txt").write_text("hi")
+    with pytest.raises(DataError, match=r"No labelled images.*\['notes'\].*expected one of"):
+        load_dataset(tmp_path / "empty")
+    (tmp_path / "model.onnx").write_bytes(b"not data")
+    with pytest.raises(DataError, match="neither a folder"):
+        load_dataset(tmp_path / "model.onnx")
+    (tmp_path / "bad.csv").write_text("label,image\n1,2\n")
+    with pytest.raises(DataError, match="columns.*emotion, pixels"):
+        load_dataset(tmp_path / "bad.csv")
+
+
+def test_unreadable_files_are_flagged_and_can_be_excluded(tmp_path):
+    root = write_dataset(tmp_path / "d", train_per_class=1)
+    (root / "train" / "happy" / "broken.png").write_bytes(b"\x89PNG truncated")
+    train = load_dataset(root).split("train")
+    assert train.unreadable == ("train/happy/broken.png",)
+    assert not train.images[train.names.index("train/happy/broken.png")].any()  # kept blank
+    exclude = tmp_path / "exclude.txt"
+    exclude.write_text("# unreadable (1)\ntrain/happy/broken.png\n\n  train/angry/0000.png  \n")
+    assert read_exclusions(exclude) == {"train/happy/broken.png", "train/angry/0000.png"}
+    kept = load_dataset(root).without(read_exclusions(exclude))
+    assert len(kept.split("train")) == 6 and kept.split("train").unreadable == ()
+    assert len(kept.split("valid")) == 28
+    with pytest.raises(DataError, match="Exclusion list not found"):
+        read_exclusions(tmp_path / "nope.txt")
+
+
+@pytest.mark.skipif(not REAL_ZIP.is_file(), reason="needs ../shared/data/fer2013/fer2013-trainval.zip")
+def test_real_fer2013_zip():
+    data = load_dataset(REAL_ZIP)
+    assert data.layout == "<split>/<class>/" and data.classes == FER_LABELS
+    assert (len(data.split("train")), len(data.split("valid"))) == (28709, 3589)
+    assert np.bincount(data.split("train").labels).tolist()[1] == 436  # disgust is rare

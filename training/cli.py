@@ -1,0 +1,197 @@
+"""The training commands: `moodloop clean`, `moodloop train`, `moodloop evaluate`, `moodloop export`.
+
+Only argparse lives here; torch and fastai are imported inside the command functions, so
+`moodloop --help` stays instant and players never need the training extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+_FORMAT = argparse.RawDescriptionHelpFormatter
+
+_CLEAN_EXAMPLES = """examples:
+  moodloop clean --data ../shared/data/fer2013/fer2013-trainval.zip --out clean/
+  moodloop clean --data faces.zip --out clean/ --model runs/fer34      # also flag likely mislabels
+  moodloop train --data faces.zip --out runs/mine --exclude clean/exclude.txt
+"""
+
+_TRAIN_EXAMPLES = """examples:
+  moodloop train --data ../shared/data/fer2013/fer2013-trainval.zip --out runs/fer34
+  moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
+  moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
+
+A run folder holds run.json, history.csv (metrics per epoch), last.pth (resume point),
+best.pth (best validation epoch) and lr_find.png. Without --lr, fastai's lr_find picks the rate.
+"""
+
+_EVALUATE_EXAMPLES = """examples:
+  moodloop evaluate --data ../shared/data/fer2013/fer2013-trainval.zip --json out.json
+  moodloop evaluate --model runs/fer34 --model sensor/models/fer_resnet34.onnx --data faces.zip
+  moodloop evaluate --model mine.onnx --data my_faces/ --plots plots/ --tta
+
+MODEL is an exported .onnx file, a training run folder (its best.pth) or a .pth in one;
+without --model the shipped sensor/models/fer_resnet34.onnx is scored. A dataset with a
+validation split is scored on it; a plain folder of class subfolders is scored whole.
+"""
+
+_EXPORT_EXAMPLES = """examples:
+  moodloop export --run runs/fer34 --out sensor/models/fer_resnet34.onnx --verify faces.zip
+  moodloop export --run runs/fer34 --fp32 --out fer34_fp32.onnx
+
+Writes ONNX (input "input" [N,1,48,48], output "probs") with the labels, input format and
+provenance in its "moodloop" metadata; weights stored as float16 unless --fp32.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `clean`, `train`, `evaluate` and `export` subcommands."""
+    clean = subparsers.add_parser(
+        "clean", help="find unreadable, blank, duplicate and likely mislabeled training images",
+        description="Check a dataset and write a report (clean.json, clean.md), an example grid "
+        "(clean.png; it shows dataset faces: do not commit it) and exclude.txt for "
+        "`moodloop train --exclude`. Nothing is deleted.", epilog=_CLEAN_EXAMPLES, formatter_class=_FORMAT)
+    _add_data(clean)
+    clean.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
+    clean.add_argument("--model", metavar="MODEL", help="score the images with MODEL to flag likely mislabels")
+    clean.add_argument("--blank-std", type=float, metavar="X",
+                       help="pixel std (0-255) under which an image is blank (default 3)")
+    _add_device(clean)
+    clean.set_defaults(func=run_clean)
+
+    train = subparsers.add_parser(
+        "train", help="train an emotion classifier (fastai ResNet, one-cycle, resumable)",
+        description="Train a ResNet from scratch on a labelled face dataset (Kaggle layouts as a "
+        "folder or zip, or fer2013.csv), checkpointing every epoch.", epilog=_TRAIN_EXAMPLES,
+        formatter_class=_FORMAT)
+    _add_data(train)
+    train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    train.add_argument("--arch", choices=("resnet18", "resnet34", "resnet50"), help="architecture (default resnet34)")
+    train.add_argument("--epochs", type=int, help="one-cycle length in epochs (default 30)")
+    train.add_argument("--lr", type=float, help="peak learning rate (default: lr_find's suggestion)")
+    train.add_argument("--batch-size", type=int, help="images per step (default 128)")
+    train.add_argument("--maxpool", action="store_true", default=None,
+                       help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
+    train.add_argument("--seed", type=int, help="random seed (default 0)")
+    train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    _add_device(train)
+    train.set_defaults(func=run_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="score models on a labelled dataset (accuracy, F1, confusion matrix)",
+        description="Score one or more models; several print a side-by-side table.",
+        epilog=_EVALUATE_EXAMPLES, formatter_class=_FORMAT)
+    evaluate.add_argument("--model", action="append", default=[], metavar="MODEL",
+                          help="model to score (repeatable; default: the shipped model)")
+    _add_data(evaluate)
+    evaluate.add_argument("--split", help="split to score: valid or train (default: valid if present)")
+    evaluate.add_argument("--json", type=Path, metavar="FILE", help="write all figures to FILE")
+    evaluate.add_argument("--plots", type=Path, metavar="DIR",
+                          help="write confusion-matrix and top-losses PNGs (the latter shows faces)")
+    evaluate.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    _add_device(evaluate)
+    evaluate.set_defaults(func=run_evaluate)
+
+    export = subparsers.add_parser(
+        "export", help="export a training run as the ONNX model the sensor loads",
+        description="Export a run's best checkpoint to ONNX with moodloop metadata.",
+        epilog=_EXPORT_EXAMPLES, formatter_class=_FORMAT)
+    export.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="the training run folder")
+    export.add_argument("--out", type=Path, metavar="FILE", help="output .onnx (default RUN_DIR/<run>.onnx)")
+    precision = export.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", dest="fp16", action="store_true", default=True,
+                           help="store weights as float16, compute in float32 (default)")
+    precision.add_argument("--fp32", dest="fp16", action="store_false", help="store weights as float32")
+    export.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    export.add_argument("--verify", metavar="DATA",
+                        help="check parity with the fastai learner on DATA's validation split")
+    export.add_argument("--merge", action="append", default=[], metavar="SRC=DST", help="as for train, for --verify")
+    export.set_defaults(func=run_export)
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR_OR_ZIP_OR_CSV",
+                        help="dataset folder, .zip or fer2013.csv")
+    parser.add_argument("--merge", action="append", default=[], metavar="SRC=DST",
+                        help="merge class SRC into DST, e.g. disgust=angry (repeatable)")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
+
+def run_clean(args: argparse.Namespace) -> int:
+    """Run `moodloop clean`."""
+    from moodloop.training.clean import CleanConfig, find_issues, write_report
+    from moodloop.training.data import load_dataset, parse_merge
+    from moodloop.training.predict import label_columns, load_predictor
+
+    config = CleanConfig() if args.blank_std is None else CleanConfig(blank_std=args.blank_std)
+    data = load_dataset(args.data, parse_merge(args.merge))
+    probs = None
+    if args.model:
+        predictor = load_predictor(args.model, args.device)
+        columns = label_columns(predictor.labels, data.classes)
+        probs = {name: predictor.predict(split.images)[:, columns] for name, split in data.splits.items()}
+    report = write_report(data, find_issues(data, probs, config), args.out, str(args.data), config)
+    print(f"{sum(report['images'].values())} images: "
+          + ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
+          + f"; {report['excluded']} training images listed in {args.out / 'exclude.txt'}"
+          + f" (report: {args.out / 'clean.md'})")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run `moodloop train`."""
+    from moodloop.training.data import load_dataset, parse_merge, read_exclusions
+    from moodloop.training.recipe import Recipe
+    from moodloop.training.train import train
+
+    given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+             "maxpool": args.maxpool, "seed": args.seed}
+    recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
+    data = load_dataset(args.data, parse_merge(args.merge))
+    if args.exclude:
+        data = data.without(read_exclusions(args.exclude))
+    run = train(data, args.out, recipe, resume=args.resume, device=args.device)
+    print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
+          f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run `moodloop evaluate`."""
+    from moodloop.training.data import parse_merge
+    from moodloop.training.evaluate import EvalConfig, comparison_table, format_evaluation, run_evaluation
+
+    config = EvalConfig(models=tuple(args.model), data=Path(args.data), split=args.split,
+                        merge=tuple(parse_merge(args.merge).items()), tta=args.tta, json=args.json,
+                        plots=args.plots, device=args.device)
+    results = run_evaluation(config)
+    print("\n\n".join(format_evaluation(r) for r in results))
+    if len(results) > 1:
+        print("\n" + comparison_table(results))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run `moodloop export`."""
+    from moodloop.training.data import load_dataset, parse_merge
+    from moodloop.training.evaluate import default_split
+    from moodloop.training.export import ExportConfig, export, parity
+
+    config = ExportConfig(run=args.run, out=args.out, fp16=args.fp16, checkpoint=args.checkpoint)
+    out = export(config)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if args.verify:
+        data = load_dataset(args.verify, parse_merge(args.merge))
+        name = default_split(data)
+        check = parity(config.run, out, data.split(name), data.classes, config.checkpoint)
+        print(f"parity on {name} ({check.images} images): {check.agreement:.3%} same predictions, "
+              f"max probability difference {check.max_prob_diff:.2e}; accuracy learner (fp32) "
+              f"{check.learner_accuracy:.2%}, exported {check.onnx_accuracy:.2%}")
+    return 0

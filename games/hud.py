@@ -1,4 +1,4 @@
-"""The heads-up display: score and lives, and the mood panel (emotions, state, sensor link)."""
+"""The heads-up display: score, lives and pace, and the mood (emotions, state, sensor link)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ __all__ = ["MoodView", "Hud"]
 STATE_COLORS = {"engaged": (90, 220, 120), "bored": (255, 160, 60), "absent": (140, 150, 255), "unknown": DIM}
 LINK_COLORS = {"online": (90, 220, 120), "mock": (110, 170, 255), "offline": ALERT, "off": DIM}
 CAMERA_COLORS = {"on": (255, 60, 60), "lost": (255, 170, 60), "off": DIM}
-PANEL = pygame.Rect(1280 - 348, 8, 340, 292)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,50 +39,55 @@ class MoodView:
 
 
 class Hud:
-    """Draws the always-on score strip and the toggleable mood panel."""
+    """Draws the top strip: score, lives and pace always; the mood part (H toggles it) beside them.
+
+    The strip sits above the playfield (`Tuning.top`), so the HUD never hides a rock.
+    """
 
     def __init__(self, text: Text) -> None:
         self.text = text
         self.visible = True
-        self._panel = pygame.Surface(PANEL.size, pygame.SRCALPHA)
-        self._panel.fill((16, 20, 40, 200))
-        pygame.draw.rect(self._panel, (70, 80, 120, 255), self._panel.get_rect(), 1, border_radius=6)
 
     def draw(self, surface: pygame.Surface, world: World, view: MoodView) -> None:
-        """Draw the score strip, then the mood panel and key hints if visible."""
+        """Draw the strip, then the mood part and key hints if visible."""
+        top = int(world.tuning.top)
+        pygame.draw.rect(surface, (14, 17, 36), (0, 0, surface.get_width(), top))
+        pygame.draw.line(surface, (60, 70, 110), (0, top - 1), (surface.get_width(), top - 1))
         self._score(surface, world)
         if self.visible:
-            self._mood(surface, world, view)
-            surface.blit(self.text("arrows/WASD move   Space fire   P pause   H hide HUD", 22, DIM), (16, 694))
+            self._mood(surface, view)
+            surface.blit(self.text("arrows/WASD move   Space fire   P pause   H hide HUD", 22, DIM), (16, surface.get_height() - 26))
+        if view.note:
+            note = self.text(view.note, 22, ALERT)
+            surface.blit(note, note.get_rect(bottomright=(surface.get_width() - 12, surface.get_height() - 8)))
 
     def _score(self, surface: pygame.Surface, world: World) -> None:
         text = self.text
-        surface.blit(text(f"SCORE {int(world.score):06d}", 40), (16, 14))
-        surface.blit(text(f"BEST {max(world.best, int(world.score)):06d}", 26, DIM), (300, 22))
+        surface.blit(text(f"SCORE {int(world.score):06d}", 40), (16, 10))
+        surface.blit(text(f"BEST {max(world.best, int(world.score)):06d}", 24, DIM), (16, 46))
         for i in range(world.lives):  # one small ship per life
-            x, y = 470 + i * 34, 30
+            x, y = 290 + i * 34, 26
             pygame.draw.polygon(surface, SHIP, [(x + 14, y), (x - 10, y - 10), (x - 5, y), (x - 10, y + 10)])
-
-    def _mood(self, surface: pygame.Surface, world: World, view: MoodView) -> None:
-        text, x, y = self.text, PANEL.x, PANEL.y
-        surface.blit(self._panel, PANEL.topleft)
-        surface.blit(text("MOOD", 26, DIM), (x + 14, y + 12))
-        self._dot(surface, (x + 120, y + 20), LINK_COLORS[view.link], f"sensor {view.link}")
-        self._dot(surface, (x + 236, y + 20), CAMERA_COLORS[view.camera], f"camera {view.camera}")
-        age = "" if view.state_age is None else f"  {view.state_age:.0f}s"
-        surface.blit(text(f"{view.state.upper()}{age}", 40, STATE_COLORS[view.state]), (x + 14, y + 40))
-        for i, (label, value) in enumerate(sorted(view.bars.items())[:8]):
-            row = y + 82 + i * 22
-            surface.blit(text(label, 20, INK), (x + 14, row))
-            pygame.draw.rect(surface, (40, 46, 70), (x + 96, row + 2, 180, 12))
-            pygame.draw.rect(surface, STATE_COLORS[view.state] if view.link != "off" else DIM, (x + 96, row + 2, int(180 * value), 12))
-            surface.blit(text(f"{value * 100:3.0f}%", 20, DIM), (x + 286, row))
         if world.boost > 0.01:
-            bonus = world.tuning.boost_points * world.boost
-            surface.blit(text(f"PACE +{world.tuning.boost_speed * world.boost:.0%}   points x{1 + bonus:.1f}", 24, (255, 160, 60)), (x + 14, y + 262))
-        if view.note:
-            surface.blit(text(view.note, 20, ALERT), (PANEL.right - text(view.note, 20).get_width(), PANEL.bottom + 6))
+            t = world.tuning
+            pace = f"PACE +{t.boost_speed * world.boost:.0%}   points x{1 + t.boost_points * world.boost:.1f}"
+            surface.blit(text(pace, 24, STATE_COLORS["bored"]), (170, 46))
+
+    def _mood(self, surface: pygame.Surface, view: MoodView) -> None:
+        text, x = self.text, 430
+        age = "" if view.state_age is None else f"  {view.state_age:.0f}s"
+        surface.blit(text(f"{view.state.upper()}{age}", 40, STATE_COLORS[view.state]), (x, 10))
+        self._dot(surface, (x + 6, 56), LINK_COLORS[view.link], f"sensor {view.link}")
+        self._dot(surface, (x + 156, 56), CAMERA_COLORS[view.camera], f"camera {view.camera}")
+        color = DIM if view.link == "off" else STATE_COLORS[view.state]
+        bars = sorted(view.bars.items())[:8]  # a retrained model may have other labels
+        for i, (label, value) in enumerate(bars):  # vertical bars, right-aligned
+            left = surface.get_width() - 8 - (len(bars) - i) * 62
+            pygame.draw.rect(surface, (40, 46, 70), (left + 14, 8, 30, 44))
+            pygame.draw.rect(surface, color, (left + 14, 52 - round(44 * value), 30, round(44 * value)))
+            label_image = text(label, 18, INK)
+            surface.blit(label_image, label_image.get_rect(midtop=(left + 29, 56)))
 
     def _dot(self, surface: pygame.Surface, at: tuple[int, int], color: tuple[int, ...], label: str) -> None:
         pygame.draw.circle(surface, color, at, 5)
-        surface.blit(self.text(label, 18, color), (at[0] + 9, at[1] - 6))
+        surface.blit(self.text(label, 20, color), (at[0] + 10, at[1] - 7))

@@ -113,7 +113,7 @@ class Renderer:
             self._glow.set_alpha(int(255 * min(1.0, world.boost * (0.7 + 0.3 * math.sin(now * 4)))))
             surface.blit(self._glow, (0, 0))
         wave = world.wave
-        if wave is None or wave.clock >= t.wave_warning_s:
+        if wave is None:
             return
         blink = int(now * 6) % 2 == 0
         for lane in wave.lanes[wave.spawned :]:

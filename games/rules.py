@@ -25,7 +25,7 @@ class Tuning:
 
     width: int = WIDTH
     height: int = HEIGHT
-    top: float = 64.0  # the score strip at the top stays clear of play
+    top: float = 80.0  # the HUD strip at the top stays clear of play
     player_speed: float = 430.0
     player_radius: float = 16.0
     player_x_max: float = 640.0

@@ -368,7 +368,7 @@ class Capture:
             clock = index / self.source.fps if not self.source.live else time.monotonic()
             if self._paced:
                 self._stop.wait(max(0.0, start + clock - time.monotonic()))
-            self._put(Frame(image, index, time.time(), clock, time.perf_counter()))
+            self._put(image, index, clock)
             index += 1
         with self._cond:
             self._ended = True
@@ -378,13 +378,14 @@ class Capture:
         with self._cond:
             self._unreadable += 1
 
-    def _put(self, frame: Frame) -> None:
+    def _put(self, image: np.ndarray, index: int, clock: float) -> None:
         with self._cond:
             if self._lossless:
                 self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             if self._slot is not None:
                 self._dropped += 1
-            self._slot = frame
+            # stamped at hand-over: a lossless frame waiting for the consumer is not yet captured
+            self._slot = Frame(image, index, time.time(), clock, time.perf_counter())
             self._captured += 1
             self._camera = "ok"
             self._rate_count += 1

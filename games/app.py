@@ -17,7 +17,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the CLI's outpu
 
 import pygame as pg  # noqa: E402
 
-from moodloop.engine import Director  # noqa: E402
+from moodloop.engine.director import Director  # noqa: E402
 from moodloop.games import consent  # noqa: E402
 from moodloop.games.bot import autopilot  # noqa: E402
 from moodloop.games.feed import MOCK, OFF, Feed  # noqa: E402

@@ -15,9 +15,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from moodloop.engine import Publisher
 from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.mock import MockSensor, Scenario
+from moodloop.engine.publisher import Publisher
 
 __all__ = ["free_endpoint", "Child", "MockThread", "FeedPlan", "Feed"]
 

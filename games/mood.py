@@ -11,9 +11,10 @@ import math
 import time
 from dataclasses import dataclass
 
-from moodloop.engine import Decision, Director, Subscriber
+from moodloop.engine.director import Decision, Director
 from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.protocol import LABELS, State
+from moodloop.engine.subscriber import Subscriber
 
 __all__ = ["StateChange", "Mood"]
 

@@ -48,8 +48,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "play",
         help="play Star Drift, the demo game that reacts when you get bored",
-        description="Play Star Drift: dodge and shoot rocks. The webcam sensor runs alongside; when "
-        "you look bored, a wave of rocks comes and the pace rises; when you leave, the game waits.",
+        description="Play Star Drift: dodge and shoot rocks. The webcam sensor runs alongside:\n"
+        "when you look bored, a wave of rocks comes and the pace rises; when you leave, the game waits.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,6 +58,7 @@ def register(subparsers: Any) -> None:
     feed.add_argument("--mock", metavar="SCENARIO", help="play against the scripted mock player: engaged, bored, absent, cycle or a JSON script")
     feed.add_argument("--endpoint", metavar="URL", help="subscribe to a sensor that is already running (e.g. tcp://127.0.0.1:5556)")
     feed.add_argument("--no-sensor", action="store_true", help="play without any sensing")
+    parser.add_argument("--model", type=Path, metavar="FILE", help="the sensor's ONNX model (default: the shipped one)")
     parser.add_argument("--accept-sensing", action="store_true", help="agree to the webcam notice without seeing it (remembered)")
     parser.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), for automation")
     parser.add_argument("--frames", type=_positive, metavar="N", help="quit after N frames")
@@ -122,6 +123,8 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
     source = args.source or "0"
     endpoint = free_endpoint()
     argv = (sys.executable, "-m", SENSOR_MODULE, "--source", source, "--endpoint", endpoint, "--headless")
+    if args.model is not None:
+        argv += ("--model", str(args.model))
     camera = source.isdigit()
     plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=NO_CAMERA_HINT)
     if not camera:

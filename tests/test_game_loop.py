@@ -9,9 +9,9 @@ os.environ["SDL_AUDIODRIVER"] = "dummy"
 import pygame
 import pytest
 
-from moodloop.engine import Publisher
 from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State
+from moodloop.engine.publisher import Publisher
 from moodloop.games.app import GameConfig, play
 from moodloop.games.feed import MOCK, OFF, Feed, FeedPlan, free_endpoint
 from moodloop.games.hud import Hud, MoodView

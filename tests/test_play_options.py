@@ -68,3 +68,9 @@ def test_no_sensor_and_endpoint():
 def test_feed_options_exclude_each_other():
     with pytest.raises(SystemExit):
         plan("--mock", "bored", "--source", "0")
+
+
+def test_model_passes_through_to_the_sensor_and_defaults_to_the_shipped_one():
+    assert "--model" not in plan("--source", "clip.mp4")[0].argv
+    feed, _ = plan("--source", "clip.mp4", "--model", "m.onnx")
+    assert feed.argv[-2:] == ("--model", "m.onnx")

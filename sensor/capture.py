@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -79,7 +79,19 @@ class Frame:
     tick: float
 
 
-class CameraSource:
+class _OpenCVSource:
+    """What the sources wrapping a cv2.VideoCapture share: releasing it."""
+
+    _cap: cv2.VideoCapture | None = None
+
+    def close(self) -> None:
+        """Release the camera or file."""
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class CameraSource(_OpenCVSource):
     """A webcam by index, through cv2.VideoCapture."""
 
     live = True
@@ -89,7 +101,6 @@ class CameraSource:
         self.index = index
         self.fps = 30.0
         self._config = config
-        self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         """Open the camera or raise SourceError suggesting another --source."""
@@ -114,12 +125,6 @@ class CameraSource:
         """The next camera image, or None when the read failed."""
         ok, image = self._cap.read() if self._cap is not None else (False, None)
         return image if ok else None
-
-    def close(self) -> None:
-        """Release the camera."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 class FakeCamera:
@@ -162,7 +167,7 @@ class FakeCamera:
         """Nothing to release."""
 
 
-class VideoSource:
+class VideoSource(_OpenCVSource):
     """A video file, read frame by frame at its own nominal frame rate."""
 
     live = False
@@ -171,7 +176,6 @@ class VideoSource:
         self.path = Path(path)
         self.name = self.path.name
         self.fps = 30.0
-        self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
         """Open the file or raise SourceError."""
@@ -192,12 +196,6 @@ class VideoSource:
             raise EndOfSource
         ok, image = self._cap.retrieve()
         return image if ok else None
-
-    def close(self) -> None:
-        """Close the file."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 class ImageFolderSource:
@@ -337,6 +335,10 @@ class Capture:
             frame, self._slot = self._slot, None
             if frame is None and self._ended:
                 raise EndOfSource
+            if frame is not None and self._lossless:
+                # a prefetched file frame counts as captured when analysis can take it, as a
+                # camera frame would be, so latency measures the pipeline, not the prefetch
+                frame = replace(frame, t=time.time(), tick=time.perf_counter())
             self._cond.notify_all()
             return frame
 
@@ -384,7 +386,6 @@ class Capture:
                 self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
             if self._slot is not None:
                 self._dropped += 1
-            # stamped at hand-over: a lossless frame waiting for the consumer is not yet captured
             self._slot = Frame(image, index, time.time(), clock, time.perf_counter())
             self._captured += 1
             self._camera = "ok"

@@ -34,7 +34,7 @@ from moodloop.engine.errors import ConfigError
 from moodloop.training.data import Split
 
 __all__ = ["Recipe", "Normalization", "build_model", "build_dataloaders", "build_learner",
-           "ARCHS", "Autocast"]
+           "ARCHS", "Autocast", "pick_device"]
 
 ARCHS = {"resnet18": models.resnet18, "resnet34": models.resnet34, "resnet50": models.resnet50}
 
@@ -82,6 +82,15 @@ class Recipe:
     def to_dict(self) -> dict:
         """Return the recipe as plain JSON-ready values."""
         return asdict(self)
+
+
+def pick_device(device: str | None) -> str:
+    """Return ``device``, checked, or "cuda" when available and "cpu" otherwise for None."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but torch sees no CUDA GPU here; use --device cpu.")
+    return device
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,17 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
-from moodloop.engine.errors import ConfigError
+from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.training.data import Dataset
-from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_learner
+from moodloop.training.plots import save_figure
+from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
+                                      pick_device)
 
-__all__ = ["train", "RUN_FILE"]
+__all__ = ["train", "read_run", "RUN_FILE"]
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -40,6 +41,8 @@ class _Checkpoint(Callback):
         self.folder, self.run = folder, run
 
     def after_epoch(self) -> None:
+        if self.epoch < self.run["epochs_done"]:
+            return  # an epoch fastai skipped on resume: it has no metrics and nothing changed
         accuracy = float(self.recorder.values[-1][2])  # train_loss, valid_loss, accuracy
         self.learn.save("last", with_opt=True)
         self.run["epochs_done"] = self.epoch + 1
@@ -50,7 +53,7 @@ class _Checkpoint(Callback):
 
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
-          device: str | None = None) -> dict:
+          device: str | None = None, lr_find_iters: int = 100) -> dict:
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
@@ -59,9 +62,10 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         recipe: the hyper-parameters. With ``resume`` the stored recipe is used instead.
         resume: continue an interrupted run from its last completed epoch.
         device: "cpu", "cuda" or None for CUDA when available.
+        lr_find_iters: mini-batches the learning-rate finder tries (fastai's ``num_it``).
     """
     out.mkdir(parents=True, exist_ok=True)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(device)
     train_split, valid_split = data.split("train"), data.split("valid")
     run_path = out / RUN_FILE
     if resume:
@@ -83,9 +87,8 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if resume:
         learn.load("last", with_opt=True, device=device)
     elif recipe.lr is None:
-        suggestion = learn.lr_find(show_plot=True)
-        learn.recorder.plot_lr_find()
-        _save_plot(out / "lr_find.png")
+        suggestion = learn.lr_find(num_it=lr_find_iters, show_plot=True)
+        save_figure(out / "lr_find.png")  # the plot lr_find just drew, with its suggestion
         recipe = replace(recipe, lr=float(suggestion.valley))
         log.info("lr_find suggests %.2e", recipe.lr)
     run["recipe"] = recipe.to_dict()
@@ -99,8 +102,10 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     return run
 
 
-def _save_plot(path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.gcf().savefig(path, dpi=120, bbox_inches="tight")
-    plt.close("all")
+def read_run(folder: Path) -> dict:
+    """Read a run folder's run record, or raise a ModelError saying what a run folder holds."""
+    path = folder / RUN_FILE
+    if not path.is_file():
+        raise ModelError(f"{folder} is not a training run: {RUN_FILE} is missing. Pass the --out "
+                         "folder of `moodloop train`, a .pth checkpoint in one, or an .onnx file.")
+    return json.loads(path.read_text())

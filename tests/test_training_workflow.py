@@ -1,0 +1,140 @@
+"""The whole workflow on a tiny synthetic dataset: train (interrupted, resumed), lr_find,
+export, parity between the exported model and the fastai learner, evaluate, clean with a model.
+
+Kept small for a busy 2-core CPU: ResNet18, 56 training images, two epochs.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from moodloop.engine.cli import main
+from moodloop.engine.errors import DataError, ModelError
+from moodloop.sensor.classify import Classifier
+from moodloop.training.data import load_dataset
+from moodloop.training.evaluate import EvalConfig, run_evaluation
+from moodloop.training.export import ExportConfig, export, parity
+from moodloop.training.predict import load_predictor
+from moodloop.training.recipe import Recipe
+from moodloop.training.synthetic import write_dataset
+from moodloop.training.train import _Checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("faces"), train_per_class=8, valid_per_class=4)
+
+
+@pytest.fixture(scope="module")
+def run_dir(data_dir, tmp_path_factory):
+    """A ResNet18 run, Ctrl-C'd after its first epoch and resumed to its second."""
+    run = tmp_path_factory.mktemp("runs") / "r18"
+    argv = ["train", "--data", str(data_dir), "--out", str(run), "--arch", "resnet18", "--epochs", "2",
+            "--batch-size", "8", "--lr", "3e-3", "--device", "cpu"]
+
+    def after_epoch(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    original = _Checkpoint.after_epoch
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Checkpoint, "after_epoch", after_epoch)
+        assert main(argv) == 130
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 1
+    assert main([*argv, "--resume"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def onnx_fp16(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    assert main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
+    return out
+
+
+def test_resumed_run_record(run_dir):
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["epochs_done"] == 2 and record["recipe"]["arch"] == "resnet18"
+    assert record["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert (record["train_images"], record["valid_images"]) == (56, 28)
+    assert {"best.pth", "last.pth", "history.csv"} <= {p.name for p in run_dir.iterdir()}
+    rows = [line.split(",") for line in (run_dir / "history.csv").read_text().splitlines()]
+    assert [row[0] for row in rows if len(row) == 5 and row[0].isdigit()] == ["0", "1"]
+
+
+def test_lr_find_picks_the_rate_and_saves_its_plot(data_dir, tmp_path):
+    data = load_dataset(data_dir)
+    run = train(data, tmp_path, Recipe(arch="resnet18", epochs=1, batch_size=8), device="cpu",
+                lr_find_iters=8)
+    assert 1e-7 < run["recipe"]["lr"] < 10
+    assert (tmp_path / "lr_find.png").stat().st_size > 0
+
+
+def test_export_metadata_loads_in_the_sensor(run_dir, onnx_fp16):
+    classifier = Classifier(onnx_fp16)
+    assert classifier.labels[0] == "angry" and classifier.info.channels == 1
+    provenance = classifier.info.provenance
+    assert provenance["recipe"]["arch"] == "resnet18" and provenance["data"]["train_images"] == 56
+    assert provenance["metrics"]["epoch"] == json.loads((run_dir / "run.json").read_text())["best_epoch"]
+    assert {"valid_loss", "accuracy"} <= set(provenance["metrics"])
+    graph = onnx.load(str(onnx_fp16)).graph
+    assert [i.name for i in graph.input] == ["input"] and [o.name for o in graph.output] == ["probs"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+
+
+def test_fp16_storage_halves_the_file_and_keeps_predictions(run_dir, data_dir, onnx_fp16, tmp_path):
+    fp32 = export(ExportConfig(run_dir, tmp_path / "fp32.onnx", fp16=False))
+    assert onnx_fp16.stat().st_size < 0.55 * fp32.stat().st_size
+    valid = load_dataset(data_dir).split("valid")
+    a, b = (load_predictor(p).predict(valid.images) for p in (fp32, onnx_fp16))
+    assert np.abs(a - b).max() < 5e-3 and (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_parity_between_learner_and_exported_model(run_dir, data_dir, onnx_fp16):
+    data = load_dataset(data_dir)
+    images = np.concatenate([s.images for s in data.splits.values()])
+    labels = np.concatenate([s.labels for s in data.splits.values()])
+    split = type(data.split("valid"))(images, labels, ("",) * len(labels))
+    check = parity(run_dir, onnx_fp16, split, data.classes, device="cpu")
+    assert check.images == 84 and check.agreement >= 0.999
+    assert abs(check.learner_accuracy - check.onnx_accuracy) <= 0.003
+
+
+def test_evaluate_run_and_onnx_side_by_side(run_dir, data_dir, onnx_fp16, tmp_path, capsys):
+    report, plots = tmp_path / "eval.json", tmp_path / "plots"
+    argv = ["evaluate", "--model", str(run_dir), "--model", str(onnx_fp16), "--data", str(data_dir),
+            "--json", str(report), "--plots", str(plots), "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "macroF1" in out and "precision" in out
+    result = json.loads(report.read_text())
+    assert 0 <= result["accuracy"] <= 1 and result["images"] == 28 and result["split"] == "valid"
+    assert result["comparison"][0]["accuracy"] == result["accuracy"]
+    assert set(result["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "model.onnx-confusion.png", "model.onnx-top_losses.png", "r18-confusion.png", "r18-top_losses.png"]
+
+
+def test_evaluate_whole_class_folder_with_flip_tta(onnx_fp16, tmp_path):
+    folder = write_dataset(tmp_path / "mine", "<class>", train_per_class=2, seed=5)
+    (plain,) = run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=folder))
+    (tta,) = run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=folder, tta=True))
+    assert (plain.split, plain.images, tta.tta) == ("all", 14, True)
+
+
+def test_evaluate_errors(onnx_fp16, tmp_path, monkeypatch):
+    other = write_dataset(tmp_path / "other", "<class>", classes=("happy", "calm"), train_per_class=1)
+    with pytest.raises(DataError, match=r"classes \['calm'\] that the model does not predict"):
+        run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=other))
+    monkeypatch.setattr("moodloop.sensor.classify.DEFAULT_MODEL", tmp_path / "absent.onnx")
+    with pytest.raises(ModelError, match="shipped model.*missing"):
+        run_evaluation(EvalConfig(data=other))
+    with pytest.raises(ModelError, match="run.json is missing"):
+        load_predictor(tmp_path)
+
+
+def test_clean_with_model_scores_every_split(run_dir, data_dir, tmp_path):
+    assert main(["clean", "--data", str(data_dir), "--out", str(tmp_path), "--model", str(run_dir)]) == 0
+    assert "mislabeled" in json.loads((tmp_path / "clean.json").read_text())["counts"]

@@ -1,0 +1,167 @@
+"""Score models on a labelled dataset: accuracy, per-class precision/recall/F1, macro-F1,
+a confusion matrix and a top-losses grid, for one model or several side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moodloop.training.data import Dataset, Split, load_dataset
+from moodloop.training.predict import Predictor, label_columns, load_predictor
+
+__all__ = ["EvalConfig", "Evaluation", "evaluate", "score", "run_evaluation", "comparison_table",
+           "format_evaluation", "default_split"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``moodloop evaluate`` does.
+
+    Attributes:
+        models: model paths (.onnx, run folder, .pth); empty for the shipped default model.
+        data: dataset folder, .zip or fer2013.csv.
+        split: split to score; None for "valid" when the data has one, else the whole folder.
+        merge: {class: into_class} merges applied to the data's labels.
+        tta: also average in the horizontally flipped image (test-time augmentation).
+        json: optional path of the JSON report.
+        plots: optional folder for the confusion-matrix and top-losses PNGs.
+        top_losses: images in the top-losses grid.
+        device: where checkpoints run ("cpu", "cuda"; None picks CUDA when available).
+    """
+
+    models: tuple[str, ...] = ()
+    data: Path = Path(".")
+    split: str | None = None
+    merge: tuple[tuple[str, str], ...] = ()
+    tta: bool = False
+    json: Path | None = None
+    plots: Path | None = None
+    top_losses: int = 24
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One model's scores on one split. Class-indexed fields follow ``labels`` (the model's).
+
+    Attributes:
+        model: the model's name.
+        split: the split scored.
+        images: how many images were scored.
+        tta: whether flip test-time augmentation was used.
+        accuracy: share of correct top-1 predictions.
+        macro_f1: F1 averaged over the classes present in the data.
+        labels: the model's class names (confusion matrix axes).
+        per_class: {label: {"precision", "recall", "f1", "support"}}.
+        confusion: counts [actual][predicted] over ``labels``.
+    """
+
+    model: str
+    split: str
+    images: int
+    tta: bool
+    accuracy: float
+    macro_f1: float
+    labels: tuple[str, ...]
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+
+
+def score(predictor: Predictor, images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Return the predictor's probabilities, averaged with the mirrored images' under ``tta``."""
+    probs = predictor.predict(images)
+    if tta:
+        probs = (probs + predictor.predict(np.ascontiguousarray(images[:, :, ::-1]))) / 2
+    return probs
+
+
+def evaluate(probs: np.ndarray, actual: np.ndarray, labels: Sequence[str], *, model: str = "",
+             split: str = "", tta: bool = False) -> Evaluation:
+    """Compute the scores of probabilities [N, K] against true label indices [N] (into labels)."""
+    k = len(labels)
+    confusion = np.bincount(actual * k + probs.argmax(1), minlength=k * k).reshape(k, k)
+    hits, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    precision = hits / np.maximum(predicted, 1)
+    recall = hits / np.maximum(support, 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    per_class = {label: {"precision": float(precision[i]), "recall": float(recall[i]),
+                         "f1": float(f1[i]), "support": int(support[i])}
+                 for i, label in enumerate(labels)}
+    return Evaluation(model, split, len(actual), tta, float(hits.sum() / max(len(actual), 1)),
+                      float(f1[support > 0].mean()), tuple(labels), per_class, confusion.tolist())
+
+
+def default_split(data: Dataset) -> str:
+    """The split evaluated when none is named: validation, else the whole (split-less) folder."""
+    return "valid" if "valid" in data.splits else next(iter(data.splits))
+
+
+def run_evaluation(config: EvalConfig) -> list[Evaluation]:
+    """Score every model of ``config`` on its data; write the JSON and the plots it asks for."""
+    data = load_dataset(config.data, dict(config.merge))
+    split_name = config.split or default_split(data)
+    split = data.split(split_name)
+    results = []
+    for model in config.models or (None,):
+        predictor = load_predictor(model, config.device)
+        actual = label_columns(predictor.labels, data.classes)[split.labels]
+        probs = score(predictor, split.images, config.tta)
+        result = evaluate(probs, actual, predictor.labels, model=predictor.name, split=split_name,
+                          tta=config.tta)
+        if config.plots:
+            _plot(result, probs, actual, split, config)
+        results.append(result)
+    if config.json:
+        first, *others = (asdict(r) for r in results)
+        config.json.parent.mkdir(parents=True, exist_ok=True)
+        config.json.write_text(json.dumps({**first, "data": str(config.data), "layout": data.layout,
+                                           **({"comparison": others} if others else {})}, indent=2))
+    return results
+
+
+def _plot(result: Evaluation, probs: np.ndarray, actual: np.ndarray, split: Split,
+          config: EvalConfig) -> None:
+    from moodloop.training.plots import confusion_png, image_grid
+
+    stem = re.sub(r"[^\w.-]+", "_", result.model)
+    present = [i for i, row in enumerate(result.confusion) if sum(row)]
+    confusion = np.array(result.confusion)[present]
+    confusion_png(confusion, [result.labels[i] for i in present], result.labels,
+                  config.plots / f"{stem}-confusion.png",
+                  title=f"{result.model} on {result.split}: accuracy {result.accuracy:.1%}")
+    truth = probs[np.arange(len(actual)), actual]
+    worst = np.argsort(truth)[:config.top_losses]  # highest cross-entropy = lowest p(truth)
+    image_grid([split.images[i] for i in worst],
+               [f"{result.labels[probs[i].argmax()]} {probs[i].max():.2f}\n"
+                f"actual {result.labels[actual[i]]} loss {-np.log(max(truth[i], 1e-12)):.1f}"
+                for i in worst],
+               config.plots / f"{stem}-top_losses.png",
+               title=f"{result.model}: top losses (predicted probability / actual / loss)")
+
+
+def comparison_table(results: Sequence[Evaluation]) -> str:
+    """Format evaluations as a plain-text table: accuracy, macro-F1 and per-class F1 per model."""
+    labels = list(dict.fromkeys(label for r in results for label in r.labels))
+    width = max(len(r.model) for r in results) + 2
+    header = f"{'model':<{width}}{'accuracy':>9}{'macroF1':>9}" + "".join(f"{label[:8]:>9}" for label in labels)
+    rows = [f"{r.model:<{width}}{r.accuracy:>9.2%}{r.macro_f1:>9.3f}"
+            + "".join(f"{r.per_class[label]['f1']:>9.3f}" if label in r.per_class else f"{'-':>9}"
+                      for label in labels)
+            for r in results]
+    return "\n".join([header, *rows])
+
+
+def format_evaluation(result: Evaluation) -> str:
+    """Format one evaluation: headline figures, then precision/recall/F1/support per class."""
+    lines = [f"{result.model} on {result.split} ({result.images} images{', flip TTA' if result.tta else ''}): "
+             f"accuracy {result.accuracy:.2%}, macro-F1 {result.macro_f1:.3f}",
+             f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    lines += [f"{label:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10}"
+              for label, m in result.per_class.items()]
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""Export a training run as the one file the sensor loads: ONNX with moodloop metadata.
+
+The graph takes ``input`` float32 [N, 1, 48, 48] (N dynamic) and returns ``probs`` (softmax
+inside the graph). Weights are stored as float16 by default, each followed by a Cast to
+float32, so the file is half the size (a ResNet34 is 85 MB in float32) while every
+computation stays float32; ``fp16=False`` keeps float32 storage. The exporter is torch's
+``torch.export``-based one (the TorchScript exporter is deprecated).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from moodloop.training.data import IMAGE_SIZE, Split
+from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns
+
+__all__ = ["ExportConfig", "export", "fp16_storage", "provenance", "Parity", "parity"]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What ``moodloop export`` does.
+
+    Attributes:
+        run: the training run folder.
+        out: the .onnx file to write; None for ``<run>/<run name>.onnx``.
+        fp16: store weights as float16 (compute stays float32).
+        checkpoint: which checkpoint of the run, "best" or "last".
+    """
+
+    run: Path
+    out: Path | None = None
+    fp16: bool = True
+    checkpoint: str = "best"
+
+
+def export(config: ExportConfig) -> Path:
+    """Export the run's checkpoint to ONNX, check that the sensor loads it, return its path.
+
+    Raises:
+        ModelError: the run or checkpoint is missing, or the result does not load in the sensor.
+    """
+    import onnx
+    import torch
+
+    from moodloop.sensor.classify import Classifier
+
+    learner = RunPredictor(config.run, config.checkpoint, device="cpu")
+    net = torch.nn.Sequential(learner.learn.model, torch.nn.Softmax(dim=1)).eval().float()
+    net = net.to(memory_format=torch.contiguous_format)
+    program = torch.onnx.export(net, (torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE),), dynamo=True,
+                                input_names=["input"], output_names=["probs"],
+                                dynamic_shapes=({0: torch.export.Dim("N")},), external_data=False,
+                                verbose=False)
+    model = program.model_proto
+    if config.fp16:
+        model = fp16_storage(model)
+    norm = learner.norm
+    meta = {"format": 1, "labels": list(learner.labels),
+            "input": {"channels": 1, "height": IMAGE_SIZE, "width": IMAGE_SIZE,
+                      "mean": [norm.mean], "std": [norm.std]},
+            "provenance": provenance(config.run, config.checkpoint, config.fp16)}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "moodloop", json.dumps(meta)
+    onnx.checker.check_model(model)
+    out = config.out or config.run / f"{config.run.name}.onnx"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    Classifier(out)  # the sensor's own loader validates the graph and the metadata
+    return out
+
+
+def fp16_storage(model):
+    """Store every float32 initializer of an ONNX model as float16 plus a Cast back to float32.
+
+    Args:
+        model: an onnx.ModelProto; changed in place and returned.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for tensor in graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT:
+            name = tensor.name
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16),
+                                                    f"{name}__fp16"))
+            casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT,
+                                          name=f"{name}__cast"))
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return model
+
+
+def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
+    """Describe where an exported model came from: data, recipe, metrics, software, date."""
+    import fastai
+    import onnx
+    import torch
+
+    from moodloop.training.train import read_run
+
+    record = read_run(run)
+    epoch = record.get("best_epoch") if checkpoint == "best" else record.get("epochs_done")
+    history = _history(run / "history.csv")
+    return {
+        "run": run.name,
+        "checkpoint": checkpoint,
+        "data": {"layout": record.get("layout"), "train_images": record.get("train_images"),
+                 "valid_images": record.get("valid_images"), "classes": record["classes"]},
+        "recipe": record["recipe"],
+        "metrics": {"epoch": epoch, "epochs_done": record.get("epochs_done"),
+                    "valid_accuracy": record.get("best_accuracy") if checkpoint == "best" else None,
+                    **history.get(epoch, {})},
+        "storage": "float16 weights, float32 compute" if fp16 else "float32",
+        "software": {"torch": torch.__version__, "fastai": fastai.__version__, "onnx": onnx.__version__},
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _history(path: Path) -> dict[int, dict[str, float]]:
+    """Read fastai's history.csv as {epoch (1-based): metrics}.
+
+    A resumed run appends its header again and a short line per skipped epoch; both are ignored.
+    """
+    if not path.is_file():
+        return {}
+    header, *rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
+    return {int(row[0]) + 1: {k: float(v) for k, v in zip(header[1:], row[1:]) if k != "time"}
+            for row in rows if row[0].isdigit() and len(row) == len(header)}
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an exported model reproduces its fastai learner on the same images.
+
+    Attributes:
+        images: images compared.
+        agreement: share of images where both predict the same class.
+        max_prob_diff: largest absolute difference of any class probability.
+        learner_accuracy: the fastai learner's accuracy (float32).
+        onnx_accuracy: the exported model's accuracy.
+    """
+
+    images: int
+    agreement: float
+    max_prob_diff: float
+    learner_accuracy: float
+    onnx_accuracy: float
+
+    def to_dict(self) -> dict:
+        """Return the figures as plain JSON-ready values."""
+        return asdict(self)
+
+
+def parity(run: Path, onnx_path: Path, split: Split, classes: tuple[str, ...],
+           checkpoint: str = "best", device: str | None = None) -> Parity:
+    """Compare the run's fastai learner and the exported ONNX model on ``split``.
+
+    Args:
+        run: the training run folder.
+        onnx_path: the exported model.
+        split: labelled images to score.
+        classes: the split's class names (matched to the model labels by name).
+        checkpoint: the checkpoint the ONNX model was exported from.
+        device: where the learner runs.
+    """
+    learner, exported = RunPredictor(run, checkpoint, device), OnnxPredictor(onnx_path)
+    a, b = learner.predict(split.images), exported.predict(split.images)
+    b = b[:, label_columns(exported.labels, learner.labels)]  # same order, whatever the file says
+    actual = label_columns(learner.labels, classes)[split.labels]
+    return Parity(len(split), float((a.argmax(1) == b.argmax(1)).mean()), float(np.abs(a - b).max()),
+                  float((a.argmax(1) == actual).mean()), float((b.argmax(1) == actual).mean()))

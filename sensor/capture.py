@@ -258,15 +258,13 @@ class CaptureStats:
         captured: Frames read from the source.
         dropped: Frames replaced by a newer one before analysis took them.
         unreadable: Frames the source could not decode (skipped).
-        camera: "ok", "lost" (retrying) or "none" (ended or never opened).
-        fps: Capture rate over the last second or so.
+        camera: "ok", "lost" (retrying) or "none" (the file source ended).
     """
 
     captured: int
     dropped: int
     unreadable: int
     camera: str
-    fps: float
 
 
 class Capture:
@@ -295,7 +293,6 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="moodloop-capture", daemon=True)
         self._captured = self._dropped = self._unreadable = 0
         self._camera = "ok"
-        self._rate_start, self._rate_count, self._fps = time.monotonic(), 0, 0.0
 
     def __enter__(self) -> Capture:
         self.source.open()
@@ -318,7 +315,7 @@ class Capture:
         """A snapshot of the capture counters."""
         with self._cond:
             camera = "none" if self._ended and self._slot is None else self._camera
-            return CaptureStats(self._captured, self._dropped, self._unreadable, camera, self._fps)
+            return CaptureStats(self._captured, self._dropped, self._unreadable, camera)
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The newest frame not yet taken, waiting up to `timeout` seconds.
@@ -389,17 +386,12 @@ class Capture:
             self._slot = Frame(image, index, time.time(), clock, time.perf_counter())
             self._captured += 1
             self._camera = "ok"
-            self._rate_count += 1
-            now = time.monotonic()
-            if now - self._rate_start >= 1.0:
-                self._fps = self._rate_count / (now - self._rate_start)
-                self._rate_start, self._rate_count = now, 0
             self._cond.notify_all()
 
     def _reconnect(self) -> None:
         """Reopen a lost camera with exponential backoff until it works or we stop."""
         with self._cond:
-            self._camera, self._fps = "lost", 0.0
+            self._camera = "lost"
             self._cond.notify_all()
         log.warning("%s lost; retrying", self.source.name)
         delay = self._config.retry_s

@@ -148,16 +148,14 @@ class Sensor:
         if self._save_crops is not None:
             self._save_crops.mkdir(parents=True, exist_ok=True)
         self._heartbeat()  # a late joiner learns the state within a second; this one at once
-        frames = self._capture.frames(stop)
-        while True:
-            with self.times.measure("capture"):
-                frame = next(frames, False)
-            if frame is False:
-                break
+        waiting = time.perf_counter()
+        for frame in self._capture.frames(stop):
+            self.times.add("capture", (time.perf_counter() - waiting) * 1000)
             snapshot = self.step(frame) if frame is not None else self._idle()
             self._heartbeat()
             if self._view is not None and not self._view.show(snapshot):
                 break
+            waiting = time.perf_counter()
         self._heartbeat(final=True)
         stats = self._capture.stats()
         return Summary(self._frames, self._faces, time.monotonic() - self._start, stats.dropped,

@@ -113,6 +113,26 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
         pg.quit()
 
 
+class _Pacer:
+    """Sleeps to a fixed frame schedule, so a late wake-up is made up by the next frames.
+
+    pygame's Clock.tick waits a period from *now*: on a busy CPU every oversleep is lost and
+    the game settles below its frame rate. A deadline schedule keeps the mean on target.
+    """
+
+    def __init__(self, fps: int) -> None:
+        self.period = 1 / fps
+        self.deadline = time.perf_counter() + self.period
+
+    def wait(self) -> None:
+        """Sleep until the next frame is due."""
+        delay = self.deadline - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        # After a long hitch, catch up by one frame at most: never sprint the game.
+        self.deadline = max(self.deadline + self.period, time.perf_counter() - self.period)
+
+
 class _Game:
     """One window, one world: the loop and its per-frame steps."""
 
@@ -133,7 +153,7 @@ class _Game:
 
     def run(self) -> dict[str, Any]:
         stats = Stats()
-        clock = pg.time.Clock()
+        pacer = _Pacer(self.config.fps)
         last = time.perf_counter()
         while not self.done:
             start = time.perf_counter()
@@ -145,7 +165,7 @@ class _Game:
             self.frame += 1
             if self.config.frames is not None and self.frame >= self.config.frames:
                 self.done = True
-            clock.tick(self.config.fps)
+            pacer.wait()
         if self.config.screenshot is not None:
             pg.image.save(self.canvas, str(self.config.screenshot))
         return stats.report(self)

@@ -107,7 +107,8 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
     pg.display.init()
     pg.font.init()
     try:
-        with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=Director(bored_after=config.bored_after, cooldown=config.cooldown, ramp_time=config.ramp_time)) as mood:
+        director = Director(bored_after=config.bored_after, cooldown=config.cooldown, ramp_time=config.ramp_time)
+        with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=director) as mood:
             return _Game(config, feed, mood).run()
     finally:
         pg.quit()

@@ -68,5 +68,7 @@ def save(accepted: bool) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot save your answer to {path} ({exc}); set MOODLOOP_CONFIG_DIR to a writable folder.") from exc
+        raise ConfigError(
+            f"Cannot save your answer to {path} ({exc}); set MOODLOOP_CONFIG_DIR to a writable folder."
+        ) from exc
     return path

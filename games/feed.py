@@ -154,8 +154,8 @@ class Feed(Closeable):
         """Return why the child stopped, the first time it is seen stopped; else None."""
         if self._child is None or self.failure is not None or self._child.returncode is None:
             return None
-        self.failure = f"The {self.kind} stopped (exit code {self._child.returncode}); the game goes on without it."
-        log.warning("%s %s", self.failure, self.plan.hint)
+        self.failure = f"The {self.kind} stopped (exit code {self._child.returncode}). {self.plan.hint}".strip()
+        log.warning("%s The game goes on without it.", self.failure)
         return self.failure
 
     def close(self) -> None:

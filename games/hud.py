@@ -56,10 +56,10 @@ class Hud:
         self._score(surface, world)
         if self.visible:
             self._mood(surface, view)
-            surface.blit(self.text("arrows/WASD move   Space fire   P pause   H hide HUD", 22, DIM), (16, surface.get_height() - 26))
+            hints = self.text("arrows/WASD move   Space fire   P pause   H hide HUD", 22, DIM)
+            surface.blit(hints, (16, surface.get_height() - 26))
         if view.note:
-            note = self.text(view.note, 22, ALERT)
-            surface.blit(note, note.get_rect(bottomright=(surface.get_width() - 12, surface.get_height() - 8)))
+            surface.blit(self.text(view.note, 22, ALERT), (16, surface.get_height() - 52))
 
     def _score(self, surface: pygame.Surface, world: World) -> None:
         text = self.text

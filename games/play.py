@@ -23,7 +23,7 @@ __all__ = ["register", "run", "plan_feed"]
 log = logging.getLogger(__name__)
 
 SENSOR_MODULE = "moodloop.sensor"  # run as `python -m`; tests swap in a fake sensor
-NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  moodloop play --source VIDEO."
+NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  --source VIDEO."
 
 EXAMPLES = """\
 examples:
@@ -54,9 +54,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     feed = parser.add_mutually_exclusive_group()
-    feed.add_argument("--source", metavar="CAMERA|VIDEO|DIR", help="sensor input: camera index, video file or image folder (default: 0)")
-    feed.add_argument("--mock", metavar="SCENARIO", help="play against the scripted mock player: engaged, bored, absent, cycle or a JSON script")
-    feed.add_argument("--endpoint", metavar="URL", help="subscribe to a sensor that is already running (e.g. tcp://127.0.0.1:5556)")
+    feed.add_argument(
+        "--source", metavar="CAMERA|VIDEO|DIR", help="sensor input: camera index, video file or image folder (default: 0)"
+    )
+    feed.add_argument(
+        "--mock", metavar="SCENARIO", help="play against a scripted player: engaged, bored, absent, cycle or a JSON script"
+    )
+    feed.add_argument("--endpoint", metavar="URL", help="subscribe to a sensor already running, e.g. tcp://127.0.0.1:5556")
     feed.add_argument("--no-sensor", action="store_true", help="play without any sensing")
     parser.add_argument("--model", type=Path, metavar="FILE", help="the sensor's ONNX model (default: the shipped one)")
     parser.add_argument("--accept-sensing", action="store_true", help="agree to the webcam notice without seeing it (remembered)")
@@ -82,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from moodloop.games.feed import Feed
 
     plan, ask = plan_feed(args)
-    config = GameConfig(headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot)
+    config = GameConfig(
+        headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot
+    )
     with _exit_on_signals(), Feed(plan) as feed:
         stats = play(config, feed)
     if args.stats is not None:
@@ -118,7 +124,8 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
         elif Path(args.mock).is_file():
             scenario = Scenario.from_file(args.mock)
         else:
-            raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {', '.join(SCENARIO_NAMES)} or a JSON script file.")
+            names = ", ".join(SCENARIO_NAMES)
+            raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {names} or a JSON script file.")
         return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
     source = args.source or "0"
     endpoint = free_endpoint()

@@ -50,7 +50,8 @@ class Renderer:
         self.text = text
         rng = random.Random(7)
         # Three parallax layers: (x, y, depth); positions scroll with the world's distance.
-        self._stars = [(rng.uniform(0, size[0]), rng.uniform(0, size[1]), d) for d in (0.1, 0.25, 0.5) for _ in range(60)]
+        w, h = size
+        self._stars = [(rng.uniform(0, w), rng.uniform(0, h), d) for d in (0.1, 0.25, 0.5) for _ in range(60)]
         self._shade = pygame.Surface(size)
         self._shade.set_alpha(160)
         self._glow = pygame.Surface(size, pygame.SRCALPHA)
@@ -89,7 +90,8 @@ class Renderer:
             if len(self._outlines) > 500:
                 self._outlines.pop(next(iter(self._outlines)))
         spin = (rock.seed % 200 - 100) / 100 * elapsed
-        points = [(rock.x + rock.r * k * math.cos(a + spin), rock.y + rock.r * k * math.sin(a + spin)) for a, k in self._outlines[rock.seed]]
+        outline = self._outlines[rock.seed]
+        points = [(rock.x + rock.r * k * math.cos(a + spin), rock.y + rock.r * k * math.sin(a + spin)) for a, k in outline]
         color = ROCK_COLORS.get(rock.cause, ROCK)
         if rock.hp < rock.full_hp:  # cracked: darker
             color = tuple(c * 2 // 3 for c in color)
@@ -118,14 +120,16 @@ class Renderer:
         blink = int(now * 6) % 2 == 0
         for lane in wave.lanes[wave.spawned :]:
             y = t.lane_y(lane)
-            pygame.draw.polygon(surface, ALERT if blink else (150, 50, 40), [(t.width - 10, y - 16), (t.width - 38, y), (t.width - 10, y + 16)])
+            arrow = [(t.width - 10, y - 16), (t.width - 38, y), (t.width - 10, y + 16)]
+            pygame.draw.polygon(surface, ALERT if blink else (150, 50, 40), arrow)
         self.text.center(surface, "INCOMING WAVE", 64, 120, ALERT)
         self.text.center(surface, "You looked bored. Find the gap!", 30, 164, INK)
 
     def _overlay(self, surface: pygame.Surface, world: World) -> None:
         shade = True
         if world.over:
-            lines = [("GAME OVER", 96, ALERT), (f"Score {int(world.score)}   Best {world.best}", 40, INK), ("Enter: play again    Q: quit", 30, DIM)]
+            score = f"Score {int(world.score)}   Best {world.best}"
+            lines = [("GAME OVER", 96, ALERT), (score, 40, INK), ("Enter: play again    Q: quit", 30, DIM)]
         elif world.away:
             lines = [("Where did you go?", 80, INK), ("The game waits for you and resumes when you are back.", 30, DIM)]
         elif world.paused:

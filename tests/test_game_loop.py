@@ -1,6 +1,7 @@
 """The game loop, headless, against the engine's mock publisher; plus the mood feed and drawing."""
 
 import os
+import sys
 import time
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -12,8 +13,9 @@ import pytest
 from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State
 from moodloop.engine.publisher import Publisher
-from moodloop.games.app import GameConfig, play
-from moodloop.games.feed import MOCK, OFF, Feed, FeedPlan, free_endpoint
+from moodloop.games import consent
+from moodloop.games.app import GameConfig, _Game, play
+from moodloop.games.feed import MOCK, OFF, SENSOR, Feed, FeedPlan, free_endpoint
 from moodloop.games.hud import Hud, MoodView
 from moodloop.games.mood import Mood
 from moodloop.games.render import Renderer, Text
@@ -46,7 +48,8 @@ def test_without_a_sensor_the_mood_is_unknown_and_the_bars_empty():
 
 
 def test_headless_game_reacts_to_boredom_and_absence_from_the_mock():
-    script = Scenario((Segment("engaged", 0.5), Segment("bored", 2.5), Segment("absent", 1.0), Segment("engaged", 1.0)), loop=False)
+    segments = (Segment("engaged", 0.5), Segment("bored", 2.5), Segment("absent", 1.0), Segment("engaged", 1.0))
+    script = Scenario(segments, loop=False)
     plan = FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=script)
     config = GameConfig(headless=True, frames=330, bot=True, seed=1, bored_after=0.3, cooldown=1.0, ramp_time=1.0)
     with Feed(plan) as feed:
@@ -89,10 +92,27 @@ def test_every_scene_draws(canvas, scene):
     world.resume_in = 1.0 if scene == "countdown" else 0.0
     world.over = scene == "over"
     Renderer(text, (WIDTH, HEIGHT)).draw(canvas, world, now=1.0)
-    view = MoodView(link="offline", camera="on", state="bored", state_age=4.2, bars={"happy": 0.7, "sad": 0.3}, note="The sensor stopped")
+    bars = {"happy": 0.7, "sad": 0.3}
+    view = MoodView(link="offline", camera="on", state="bored", state_age=4.2, bars=bars, note="The sensor stopped")
     Hud(text).draw(canvas, world, view)
 
 
 def test_notice_draws(canvas):
     Renderer(Text(), (WIDTH, HEIGHT)).notice(canvas, "Title", ("line one", "", "line two"))
     assert canvas.get_at((WIDTH // 2, 5)) != canvas.get_at((WIDTH // 2, 130))
+
+
+@pytest.mark.parametrize(("key", "accepted"), [(pygame.K_y, True), (pygame.K_n, False)])
+def test_the_notice_comes_before_the_camera_and_the_answer_is_kept(canvas, monkeypatch, tmp_path, key, accepted):
+    monkeypatch.setenv("MOODLOOP_CONFIG_DIR", str(tmp_path))
+    camera = (sys.executable, "-c", "import time; time.sleep(30)")  # stands in for the sensor
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=camera, camera=True)
+    with Feed(plan) as feed, Mood(plan.endpoint) as mood:
+        game = _Game(GameConfig(ask_consent=True), feed, mood)
+        for _ in range(5):
+            game._tick(1 / 60)
+        assert not feed.camera_on and game.world.elapsed == 0 and consent.load() is None
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key))
+        game._tick(1 / 60)
+        assert feed.camera_on is accepted and consent.load() is accepted
+        assert feed.kind == (SENSOR if accepted else OFF)

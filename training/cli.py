@@ -11,8 +11,6 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_FORMAT = argparse.RawDescriptionHelpFormatter
-
 _CLEAN_EXAMPLES = """examples:
   moodloop clean --data ../shared/data/fer2013/fer2013-trainval.zip --out clean/
   moodloop clean --data faces.zip --out clean/ --model runs/fer34      # also flag likely mislabels
@@ -49,24 +47,22 @@ provenance in its "moodloop" metadata; weights stored as float16 unless --fp32.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `clean`, `train`, `evaluate` and `export` subcommands."""
-    clean = subparsers.add_parser(
-        "clean", help="find unreadable, blank, duplicate and likely mislabeled training images",
-        description="Check a dataset and write a report (clean.json, clean.md), an example grid "
-        "(clean.png; it shows dataset faces: do not commit it) and exclude.txt for "
-        "`moodloop train --exclude`. Nothing is deleted.", epilog=_CLEAN_EXAMPLES, formatter_class=_FORMAT)
+    clean = _command(subparsers, "clean", run_clean, _CLEAN_EXAMPLES,
+                     "find unreadable, blank, duplicate and likely mislabeled training images",
+                     "Check a dataset and write a report (clean.json, clean.md), an example grid "
+                     "(clean.png; it shows dataset faces: do not commit it) and exclude.txt for "
+                     "`moodloop train --exclude`. Nothing is deleted.")
     _add_data(clean)
     clean.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
     clean.add_argument("--model", metavar="MODEL", help="score the images with MODEL to flag likely mislabels")
     clean.add_argument("--blank-std", type=float, metavar="X",
                        help="pixel std (0-255) under which an image is blank (default 3)")
     _add_device(clean)
-    clean.set_defaults(func=run_clean)
 
-    train = subparsers.add_parser(
-        "train", help="train an emotion classifier (fastai ResNet, one-cycle, resumable)",
-        description="Train a ResNet from scratch on a labelled face dataset (Kaggle layouts as a "
-        "folder or zip, or fer2013.csv), checkpointing every epoch.", epilog=_TRAIN_EXAMPLES,
-        formatter_class=_FORMAT)
+    train = _command(subparsers, "train", run_train, _TRAIN_EXAMPLES,
+                     "train an emotion classifier (fastai ResNet, one-cycle, resumable)",
+                     "Train a ResNet from scratch on a labelled face dataset (Kaggle layouts as a "
+                     "folder or zip, or fer2013.csv), checkpointing every epoch.")
     _add_data(train)
     train.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     train.add_argument("--arch", choices=("resnet18", "resnet34", "resnet50"), help="architecture (default resnet34)")
@@ -79,12 +75,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     _add_device(train)
-    train.set_defaults(func=run_train)
 
-    evaluate = subparsers.add_parser(
-        "evaluate", help="score models on a labelled dataset (accuracy, F1, confusion matrix)",
-        description="Score one or more models; several print a side-by-side table.",
-        epilog=_EVALUATE_EXAMPLES, formatter_class=_FORMAT)
+    evaluate = _command(subparsers, "evaluate", run_evaluate, _EVALUATE_EXAMPLES,
+                        "score models on a labelled dataset (accuracy, F1, confusion matrix)",
+                        "Score one or more models; several print a side-by-side table.")
     evaluate.add_argument("--model", action="append", default=[], metavar="MODEL",
                           help="model to score (repeatable; default: the shipped model)")
     _add_data(evaluate)
@@ -94,12 +88,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="write confusion-matrix and top-losses PNGs (the latter shows faces)")
     evaluate.add_argument("--tta", action="store_true", help="average with the mirrored image")
     _add_device(evaluate)
-    evaluate.set_defaults(func=run_evaluate)
 
-    export = subparsers.add_parser(
-        "export", help="export a training run as the ONNX model the sensor loads",
-        description="Export a run's best checkpoint to ONNX with moodloop metadata.",
-        epilog=_EXPORT_EXAMPLES, formatter_class=_FORMAT)
+    export = _command(subparsers, "export", run_export, _EXPORT_EXAMPLES,
+                      "export a training run as the ONNX model the sensor loads",
+                      "Export a run's best checkpoint to ONNX with moodloop metadata.")
     export.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="the training run folder")
     export.add_argument("--out", type=Path, metavar="FILE", help="output .onnx (default RUN_DIR/<run>.onnx)")
     precision = export.add_mutually_exclusive_group()
@@ -110,7 +102,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--verify", metavar="DATA",
                         help="check parity with the fastai learner on DATA's validation split")
     export.add_argument("--merge", action="append", default=[], metavar="SRC=DST", help="as for train, for --verify")
-    export.set_defaults(func=run_export)
+
+
+def _command(subparsers: argparse._SubParsersAction, name: str, run, epilog: str, summary: str,
+             description: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=run)
+    return parser
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,6 @@ computation stays float32; ``fp16=False`` keeps float32 storage. The exporter is
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -105,11 +104,11 @@ def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
     import onnx
     import torch
 
-    from moodloop.training.train import read_run
+    from moodloop.training.train import read_history, read_run
 
     record = read_run(run)
     epoch = record.get("best_epoch") if checkpoint == "best" else record.get("epochs_done")
-    history = _history(run / "history.csv")
+    history = read_history(run)
     return {
         "run": run.name,
         "checkpoint": checkpoint,
@@ -123,18 +122,6 @@ def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
         "software": {"torch": torch.__version__, "fastai": fastai.__version__, "onnx": onnx.__version__},
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _history(path: Path) -> dict[int, dict[str, float]]:
-    """Read fastai's history.csv as {epoch (1-based): metrics}.
-
-    A resumed run appends its header again and a short line per skipped epoch; both are ignored.
-    """
-    if not path.is_file():
-        return {}
-    header, *rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
-    return {int(row[0]) + 1: {k: float(v) for k, v in zip(header[1:], row[1:]) if k != "time"}
-            for row in rows if row[0].isdigit() and len(row) == len(header)}
 
 
 @dataclass(frozen=True)

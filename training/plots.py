@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot's fir
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["save_figure", "image_grid", "confusion_png"]
+__all__ = ["save_figure", "image_grid", "confusion_png", "curve_png"]
 
 
 def save_figure(path: Path, figure: plt.Figure | None = None) -> Path:
@@ -52,4 +52,20 @@ def confusion_png(confusion: np.ndarray, actual: Sequence[str], predicted: Seque
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
+    return save_figure(path, figure)
+
+
+def curve_png(history: dict[int, dict[str, float]], path: Path, title: str = "") -> Path:
+    """Save a training curve: train/valid loss (left axis) and accuracy (right) per epoch."""
+    epochs = sorted(history)
+    figure, loss_ax = plt.subplots(figsize=(7, 4))
+    for key in ("train_loss", "valid_loss"):
+        loss_ax.plot(epochs, [history[e].get(key, np.nan) for e in epochs], label=key)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    accuracy_ax = loss_ax.twinx()
+    accuracy_ax.plot(epochs, [history[e].get("accuracy", np.nan) for e in epochs], "g.-", label="accuracy")
+    accuracy_ax.set_ylabel("validation accuracy")
+    figure.legend(loc="upper center", ncols=3)
+    loss_ax.set_title(title, pad=24)
     return save_figure(path, figure)

@@ -4,6 +4,7 @@ A run lives in one folder (``--out``)::
 
     run.json       recipe, classes, normalisation, lr, epochs done, best accuracy
     history.csv    fastai's per-epoch metrics log
+    curve.png      the training curve (losses and accuracy per epoch)
     last.pth       weights + optimizer after the latest epoch (what --resume continues from)
     best.pth       weights of the best validation epoch (what export uses)
     lr_find.png    the learning-rate finder's plot
@@ -11,6 +12,7 @@ A run lives in one folder (``--out``)::
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from dataclasses import replace
@@ -22,11 +24,11 @@ from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr
 
 from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.training.data import Dataset
-from moodloop.training.plots import save_figure
+from moodloop.training.plots import curve_png, save_figure
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
                                       pick_device)
 
-__all__ = ["train", "read_run", "RUN_FILE"]
+__all__ = ["train", "read_run", "read_history", "plot_history", "RUN_FILE"]
 
 log = logging.getLogger(__name__)
 RUN_FILE = "run.json"
@@ -50,6 +52,7 @@ class _Checkpoint(Callback):
             self.learn.save("best", with_opt=False)
             self.run.update(best_accuracy=accuracy, best_epoch=self.epoch + 1)
         (self.folder / RUN_FILE).write_text(json.dumps(self.run, indent=2))
+        plot_history(self.folder)
 
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
@@ -109,3 +112,23 @@ def read_run(folder: Path) -> dict:
         raise ModelError(f"{folder} is not a training run: {RUN_FILE} is missing. Pass the --out "
                          "folder of `moodloop train`, a .pth checkpoint in one, or an .onnx file.")
     return json.loads(path.read_text())
+
+
+def read_history(run: Path) -> dict[int, dict[str, float]]:
+    """Read a run's history.csv as {epoch (1-based): {metric: value}}.
+
+    A resumed run appends fastai's header again and a short line per skipped epoch; both are
+    ignored, and a repeated epoch keeps its latest line.
+    """
+    path = run / "history.csv"
+    if not path.is_file():
+        return {}
+    header, *rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
+    return {int(row[0]) + 1: {k: float(v) for k, v in zip(header[1:], row[1:]) if k != "time"}
+            for row in rows if row[0].isdigit() and len(row) == len(header)}
+
+
+def plot_history(run: Path) -> Path | None:
+    """Draw the run's training curve into curve.png; None while no epoch is logged."""
+    history = read_history(run)
+    return curve_png(history, run / "curve.png", title=run.name) if history else None

@@ -221,11 +221,15 @@ class Sensor:
         return float(len(self._rate))
 
     def _heartbeat(self, final: bool = False) -> None:
-        """Publish Status about once a second (wall clock) and whenever state or camera change."""
+        """Publish Status about once a second (wall clock) and whenever state or camera change.
+
+        The final one says camera "none" (unless that was just said), so subscribers know the
+        sensor stopped on purpose.
+        """
         now = time.monotonic()
         camera = "none" if final else self._capture.stats().camera
         current = (self._estimator.current.state, camera)
-        if not final and now < self._next_status and current == self._last_status:
+        if current == self._last_status and (final or now < self._next_status):
             return
         self._next_status, self._last_status = now + self._config.status_every_s, current
         self._sink.publish(Status(t=time.time(), state=current[0], fps=self._fps(), camera=camera,
@@ -270,8 +274,8 @@ def run_sensor(options: SensorOptions, config: SensorConfig, stop: threading.Eve
     tracker = PlayerTracker(make_detector(config.detect), config.detect)
     source = open_source(options.source, config.capture)
     lossless = options.fast and not source.live
-    with (Capture(source, config.capture, lossless=lossless, paced=not options.fast) as capture,
-          Publisher(options.endpoint, source=options.source_id, connect=options.connect,
-                    record=options.record) as publisher):
+    with (Publisher(options.endpoint, source=options.source_id, connect=options.connect,
+                    record=options.record) as publisher,
+          Capture(source, config.capture, lossless=lossless, paced=not options.fast) as capture):
         sensor = Sensor(capture, tracker, model, publisher, config, view=view, save_crops=options.save_crops)
         return sensor.run(stop), sensor.times

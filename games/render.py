@@ -55,8 +55,16 @@ class Renderer:
         self._shade = pygame.Surface(size)
         self._shade.set_alpha(160)
         self._glow = pygame.Surface(size, pygame.SRCALPHA)
-        for i in range(12):  # an orange frame that fades inwards: the boredom cue
+        edge = 12
+        for i in range(edge):  # an orange frame that fades inwards: the boredom cue
             pygame.draw.rect(self._glow, (255, 140, 40, 90 - 7 * i), self._glow.get_rect().inflate(-2 * i, -2 * i), 1)
+        # Blending a whole screen of alpha costs milliseconds; the frame is all there is to blend.
+        self._glow_edges = [
+            pygame.Rect(0, 0, w, edge),
+            pygame.Rect(0, h - edge, w, edge),
+            pygame.Rect(0, edge, edge, h - 2 * edge),
+            pygame.Rect(w - edge, edge, edge, h - 2 * edge),
+        ]
         self._outlines: dict[int, list[tuple[float, float]]] = {}
 
     def draw(self, surface: pygame.Surface, world: World, now: float) -> None:
@@ -113,7 +121,8 @@ class Renderer:
         t = world.tuning
         if world.boost > 0.01:
             self._glow.set_alpha(int(255 * min(1.0, world.boost * (0.7 + 0.3 * math.sin(now * 4)))))
-            surface.blit(self._glow, (0, 0))
+            for rect in self._glow_edges:
+                surface.blit(self._glow, rect, rect)
         wave = world.wave
         if wave is None:
             return

@@ -13,7 +13,7 @@ import pytest
 from moodloop.engine.cli import main
 from moodloop.engine.errors import DataError, ModelError
 from moodloop.sensor.classify import Classifier
-from moodloop.training.data import load_dataset
+from moodloop.training.data import Split, load_dataset
 from moodloop.training.evaluate import EvalConfig, run_evaluation
 from moodloop.training.export import ExportConfig, export, parity
 from moodloop.training.predict import load_predictor
@@ -31,8 +31,10 @@ def data_dir(tmp_path_factory):
 def run_dir(data_dir, tmp_path_factory):
     """A ResNet18 run, Ctrl-C'd after its first epoch and resumed to its second."""
     run = tmp_path_factory.mktemp("runs") / "r18"
+    exclude = run.parent / "exclude.txt"
+    exclude.write_text("# from moodloop clean\ntrain/angry/0000.png\n")
     argv = ["train", "--data", str(data_dir), "--out", str(run), "--arch", "resnet18", "--epochs", "2",
-            "--batch-size", "8", "--lr", "3e-3", "--device", "cpu"]
+            "--batch-size", "8", "--lr", "3e-3", "--device", "cpu", "--exclude", str(exclude)]
 
     def after_epoch(self):
         original(self)
@@ -58,10 +60,20 @@ def test_resumed_run_record(run_dir):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["epochs_done"] == 2 and record["recipe"]["arch"] == "resnet18"
     assert record["classes"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    assert (record["train_images"], record["valid_images"]) == (56, 28)
+    assert (record["train_images"], record["valid_images"]) == (55, 28)  # one excluded
     assert {"best.pth", "last.pth", "history.csv", "curve.png"} <= {p.name for p in run_dir.iterdir()}
     history = read_history(run_dir)  # the resumed run logged only its own epoch
     assert sorted(history) == [1, 2] and set(history[2]) == {"train_loss", "valid_loss", "accuracy"}
+
+
+def test_train_command_errors(data_dir, tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--resume"]) == 2
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
+                 "--epochs", "0"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0].startswith("moodloop: error: Dataset not found")
+    assert "Nothing to resume" in errors[1] and "at least 1" in errors[2]
 
 
 def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):
@@ -76,7 +88,7 @@ def test_export_metadata_loads_in_the_sensor(run_dir, onnx_fp16):
     classifier = Classifier(onnx_fp16)
     assert classifier.labels[0] == "angry" and classifier.info.channels == 1
     provenance = classifier.info.provenance
-    assert provenance["recipe"]["arch"] == "resnet18" and provenance["data"]["train_images"] == 56
+    assert provenance["recipe"]["arch"] == "resnet18" and provenance["data"]["train_images"] == 55
     assert provenance["metrics"]["epoch"] == json.loads((run_dir / "run.json").read_text())["best_epoch"]
     assert {"valid_loss", "accuracy"} <= set(provenance["metrics"])
     graph = onnx.load(str(onnx_fp16)).graph
@@ -96,7 +108,7 @@ def test_parity_between_learner_and_exported_model(run_dir, data_dir, onnx_fp16)
     data = load_dataset(data_dir)
     images = np.concatenate([s.images for s in data.splits.values()])
     labels = np.concatenate([s.labels for s in data.splits.values()])
-    split = type(data.split("valid"))(images, labels, ("",) * len(labels))
+    split = Split(images, labels, ("",) * len(labels))
     check = parity(run_dir, onnx_fp16, split, data.classes, device="cpu")
     assert check.images == 84 and check.agreement >= 0.999
     assert abs(check.learner_accuracy - check.onnx_accuracy) <= 0.003

@@ -121,9 +121,10 @@ def read_history(run: Path) -> dict[int, dict[str, float]]:
     ignored, and a repeated epoch keeps its latest line.
     """
     path = run / "history.csv"
-    if not path.is_file():
+    rows = [row for row in csv.reader(path.read_text().splitlines()) if row] if path.is_file() else []
+    if not rows:
         return {}
-    header, *rows = [row for row in csv.reader(path.read_text().splitlines()) if row]
+    header, *rows = rows
     return {int(row[0]) + 1: {k: float(v) for k, v in zip(header[1:], row[1:]) if k != "time"}
             for row in rows if row[0].isdigit() and len(row) == len(header)}
 

@@ -9,11 +9,12 @@ import argparse
 import json
 import logging
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from moodloop.sensor.cli import sensor_command  # argparse-level too: the one place that knows the sensor's argv
 
 if TYPE_CHECKING:
     from moodloop.games.feed import FeedPlan
@@ -22,7 +23,6 @@ __all__ = ["register", "run", "plan_feed"]
 
 log = logging.getLogger(__name__)
 
-SENSOR_MODULE = "moodloop.sensor"  # run as `python -m`; tests swap in a fake sensor
 NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  --source VIDEO."
 
 EXAMPLES = """\
@@ -129,9 +129,10 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
         return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
     source = args.source or "0"
     endpoint = free_endpoint()
-    argv = (sys.executable, "-m", SENSOR_MODULE, "--source", source, "--endpoint", endpoint, "--headless")
+    extra = ["--quiet"]  # the game owns the terminal: no status line a second
     if args.model is not None:
-        argv += ("--model", str(args.model))
+        extra += ["--model", str(args.model)]
+    argv = tuple(sensor_command(source, endpoint, extra=extra))
     camera = source.isdigit()
     plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=NO_CAMERA_HINT)
     if not camera:

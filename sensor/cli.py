@@ -13,17 +13,21 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["register", "run", "sensor_command"]
+__all__ = ["SENSOR_MODULE", "register", "run", "sensor_command"]
+
+SENSOR_MODULE = "moodloop.sensor"  # what `sensor_command` runs with `python -m`; tests swap in a fake
 
 _EXAMPLES = """\
 examples:
   moodloop sensor                                  # webcam 0, preview window, publish on tcp://127.0.0.1:5556
   moodloop sensor --source 1 --headless            # second camera, status line on stderr
+  moodloop sensor --headless --quiet               # no status line: only errors and the summary
   moodloop sensor --source session.mp4 --headless --fast --record out.jsonl
                                                    # analyse a video as fast as possible, keep the events
   moodloop sensor --connect --endpoint tcp://127.0.0.1:5559 --source-id alice
                                                    # one of several players, through `moodloop relay`
   python -m moodloop.sensor --source 0 --headless  # the same command, as a child process of a game
+                                                   # (moodloop play starts it so, with --quiet)
 
 Privacy: frames and face crops never leave the process or touch the disk, unless you pass
 --save-frames DIR (debug). Events are published on localhost unless --endpoint says otherwise.
@@ -46,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--connect", action="store_true", help="connect to a relay instead of binding")
     parser.add_argument("--source-id", default="sensor", help="publisher id on every message, e.g. a player name")
     parser.add_argument("--headless", action="store_true", help="no window; one status line a second on stderr")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no status line on stderr (errors and the final summary still print)")
     parser.add_argument("--record", type=Path, metavar="FILE", help="also write every message to FILE (JSON lines)")
     parser.add_argument("--fast", action="store_true", help="analyse a file source as fast as possible, every frame")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON file overriding tuning defaults")
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the sensor until the source ends, the window closes, Ctrl-C or SIGTERM; print a summary."""
     from moodloop.sensor.config import load_config
     from moodloop.sensor.pipeline import SensorOptions, run_sensor
-    from moodloop.sensor.preview import PreviewWindow, StatusLine, has_display
+    from moodloop.sensor.preview import PreviewWindow, StatusLine, View, has_display
 
     config = load_config(args.config)
     options = SensorOptions(
@@ -71,13 +77,18 @@ def run(args: argparse.Namespace) -> int:
         save_crops=args.save_frames,
         **({"model": args.model} if args.model else {}),
     )
-    view = StatusLine() if args.headless or not has_display() else PreviewWindow()
+    view: View | None = None
+    if not args.headless and has_display():
+        view = PreviewWindow()
+    elif not args.quiet:
+        view = StatusLine()
     stop = threading.Event()
     previous = _on_signals(stop)
     try:
         summary, _ = run_sensor(options, config, stop, view)
     finally:
-        view.close()
+        if view is not None:
+            view.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print(summary)
@@ -100,8 +111,11 @@ def sensor_command(source: str = "0", endpoint: str | None = None, *, headless: 
         endpoint: ZeroMQ address the game subscribes to (default: the protocol default).
         headless: No preview window (the game owns the screen).
         extra: More `moodloop sensor` options, e.g. ["--source-id", "alice"].
+
+    Returns:
+        The command line, starting with this Python interpreter.
     """
-    argv = [sys.executable, "-m", "moodloop.sensor", "--source", source]
+    argv = [sys.executable, "-m", SENSOR_MODULE, "--source", source]
     argv += ["--endpoint", endpoint] if endpoint else []
     argv += ["--headless"] if headless else []
     return argv + list(extra)

@@ -36,7 +36,8 @@ while True:
 DRIVER = """\
 import argparse, sys
 from moodloop.games import play
-play.SENSOR_MODULE = "fake_sensor"
+from moodloop.sensor import cli
+cli.SENSOR_MODULE = "fake_sensor"
 parser = argparse.ArgumentParser(prog="moodloop")
 play.register(parser.add_subparsers())
 args = parser.parse_args(["play", *sys.argv[1:]])
@@ -89,12 +90,13 @@ class Fake:
         return json.loads(self.info.read_text())
 
 
-def test_sensor_gets_the_source_a_free_endpoint_and_headless(tmp_path):
+def test_sensor_gets_the_source_a_free_endpoint_headless_and_quiet(tmp_path):
     fake = Fake(tmp_path, "run")
     game = fake.play("--frames", "30")
     argv = fake.started["argv"]
     assert game.wait(60) == 0
-    assert argv[:2] == ["--source", "clip.mp4"] and "--headless" in argv and "--model" not in argv
+    assert argv[:2] == ["--source", "clip.mp4"] and "--model" not in argv
+    assert "--headless" in argv and "--quiet" in argv  # the game owns the window and the terminal
     assert argv[argv.index("--endpoint") + 1].startswith("tcp://127.0.0.1:")
 
 

@@ -139,6 +139,17 @@ def test_cli_on_a_generated_video_with_haar_and_onnx(tmp_path, capsys):
     assert sum(isinstance(m, Emotion) for m in messages) >= 40  # the Haar cascade finds the drawn face
 
 
+def test_quiet_prints_the_summary_but_no_status_line(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["sensor", "--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                              "--endpoint", "tcp://127.0.0.1:*", "--headless", "--quiet", "--fast"])
+    assert args.func(args) == 0
+    out = capsys.readouterr()
+    assert "5 frames analysed" in out.out and "sensor:" not in out.err
+
+
 def test_save_frames_writes_crops_only_when_asked(tmp_path):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
     crops = tmp_path / "crops"

@@ -1,18 +1,21 @@
 """What feeds the game its emotions: the sensor as a supervised child, or the mock in a thread.
 
 A `Child` lives in its own session (process group), so a Ctrl-C meant for the game is handled
-by the game, which then stops the whole group: terminate, wait, kill. No orphans.
+by the game, which then stops the whole group: terminate, wait, kill. If the game is killed
+outright (SIGKILL, a crash), Linux sends the child SIGTERM for it. No orphans.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from moodloop.engine.lifecycle import Closeable
@@ -33,6 +36,29 @@ def free_endpoint(host: str = "127.0.0.1") -> str:
         return f"tcp://{host}:{probe.getsockname()[1]}"
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A pre-exec hook asking Linux to SIGTERM the child when this process dies; None elsewhere.
+
+    A game killed with SIGKILL cannot stop its child, and the child's own session shields it
+    from the terminal's signals, so the kernel has to tell it. The request follows the thread
+    that starts the child: start children from the main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved now: the hook runs between fork and exec
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the game died before the request was made
+            os._exit(1)
+
+    return hook
+
+
 class Child(Closeable):
     """A child process started now and stopped on `close` (or leaving a `with` block).
 
@@ -44,7 +70,7 @@ class Child(Closeable):
     def __init__(self, argv: Sequence[str], *, grace_s: float = 3.0) -> None:
         self.argv = tuple(argv)
         self._grace_s = grace_s
-        self._proc = subprocess.Popen(self.argv, start_new_session=True)
+        self._proc = subprocess.Popen(self.argv, start_new_session=True, preexec_fn=_parent_death_hook())
 
     @property
     def pid(self) -> int:

@@ -131,6 +131,20 @@ def test_interrupting_play_stops_the_sensor(tmp_path, sig, code):
     assert not alive(pid)
 
 
+def test_killing_play_outright_still_stops_the_sensor(tmp_path):
+    fake = Fake(tmp_path, "run")
+    game = fake.play()
+    pid = fake.started["pid"]
+    assert alive(pid)
+    game.kill()  # SIGKILL: play gets no chance to clean up; the kernel tells the child
+    game.wait(30)
+    try:
+        wait_for(lambda: not alive(pid), timeout=10)
+    finally:
+        if alive(pid):  # do not leave the orphan running when the test fails
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path, monkeypatch):
     fake = Fake(tmp_path, "stubborn")
     for key in ("FAKE_MODE", "FAKE_INFO"):

@@ -14,7 +14,7 @@ from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State
 from moodloop.engine.publisher import Publisher
 from moodloop.games import consent
-from moodloop.games.app import GameConfig, _Game, play
+from moodloop.games.app import Durations, GameConfig, _Game, play
 from moodloop.games.feed import MOCK, OFF, SENSOR, Feed, FeedPlan, free_endpoint
 from moodloop.games.hud import Hud, MoodView
 from moodloop.games.mood import Mood
@@ -45,6 +45,19 @@ def test_without_a_sensor_the_mood_is_unknown_and_the_bars_empty():
         assert (mood.state, mood.online, mood.state_age, mood.camera) == ("unknown", False, None, None)
         assert not decision.intervene and not decision.pause and decision.intensity == 0
         assert set(mood.bars.values()) == {0.0}
+
+
+def test_frame_durations_summarise_like_the_full_list():
+    samples = [16.7] * 9890 + [33.3] * 99 + [16.8, 250.0] * 5 + [0.1]
+    durations = Durations()
+    for ms in samples:
+        durations.add(ms)
+    ordered = sorted(samples)
+    for q in (0.0, 0.5, 0.99, 0.999, 1.0):
+        assert durations.percentile_ms(q) == pytest.approx(ordered[int(q * (len(samples) - 1))])
+    assert (durations.count, durations.max_ms) == (len(samples), 250.0)
+    assert durations.mean_ms == pytest.approx(sum(samples) / len(samples))
+    assert Durations().percentile_ms(0.99) == Durations().mean_ms == 0.0
 
 
 def test_headless_game_reacts_to_boredom_and_absence_from_the_mock():

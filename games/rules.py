@@ -176,11 +176,6 @@ class World:
         self.resume_in = 0.0
         self.over = False
 
-    @property
-    def running(self) -> bool:
-        """True when time flows: not over, paused, away or counting down."""
-        return not (self.over or self.paused or self.away or self.resume_in > 0)
-
     def pace(self) -> Pace:
         """The current speed and spawn interval: the game's curve, raised by boredom."""
         t = self.tuning

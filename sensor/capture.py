@@ -214,9 +214,15 @@ class ImageFolderSource:
 
     def open(self) -> None:
         """List the images or raise SourceError when there are none."""
-        self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as exc:
+            raise SourceError(f"Cannot list image folder {self.path}: {exc.strerror}. Check its permissions.") from exc
         if not self._files:
-            raise SourceError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {self.path}.")
+            raise SourceError(
+                f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {self.path}: add some, or pass a video "
+                "file or a camera index to --source."
+            )
         self._position = 0
 
     def read(self) -> np.ndarray | None:
@@ -247,7 +253,9 @@ def open_source(spec: str, config: CaptureConfig = CaptureConfig()) -> Source:
         return ImageFolderSource(path, config)
     if path.is_file():
         return VideoSource(path)
-    raise SourceError(f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image folder.")
+    raise SourceError(
+        f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image folder: check the path."
+    )
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,10 @@ class YuNetDetector:
         try:
             self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), config.score_threshold)
         except cv2.error as exc:
-            raise ModelError(f"{path} is not a YuNet face detector ONNX file: {exc}") from exc
+            raise ModelError(
+                f"{path} is not a YuNet face detector ONNX file ({exc}): use face_detection_yunet_*.onnx "
+                "from the OpenCV model zoo, or remove detect.yunet from the config to use the Haar cascade."
+            ) from exc
         self._config = config
 
     def detect(self, frame: np.ndarray, near: Face | None = None) -> list[Face]:

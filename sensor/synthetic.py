@@ -36,7 +36,7 @@ def fer_faces(label: str, count: int, *, zip_path: Path = FER_ZIP, split: str = 
     except OSError as exc:
         raise DataError(f"Cannot read FER2013 zip {zip_path}: {exc}. See ../shared/data/fer2013/README.md.") from exc
     if not faces:
-        raise DataError(f"No images under {prefix} in {zip_path}.")
+        raise DataError(f"No images under {prefix} in {zip_path}: check the label and the split (e.g. validation).")
     return faces
 
 

@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -108,9 +108,11 @@ def _distribution(value: Any) -> dict[str, float]:
 
 
 def _face(value: Any) -> tuple[int, int, int, int]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 4:
+    # Any 4-item iterable: a list from JSON, a tuple, or a numpy array from a detector.
+    items = tuple(value) if isinstance(value, Iterable) and not isinstance(value, (str, bytes)) else ()
+    if len(items) != 4:
         raise ValueError(f"expected [x, y, w, h], got {value!r}")
-    x, y, w, h = (_integer(v) for v in value)
+    x, y, w, h = (_integer(v) for v in items)
     if w < 0 or h < 0:
         raise ValueError(f"face width and height must be >= 0, got {value!r}")
     return (x, y, w, h)

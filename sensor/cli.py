@@ -19,15 +19,15 @@ SENSOR_MODULE = "moodloop.sensor"  # what `sensor_command` runs with `python -m`
 
 _EXAMPLES = """\
 examples:
-  moodloop sensor                                  # webcam 0, preview window, publish on tcp://127.0.0.1:5556
+  moodloop sensor                                  # webcam 0 with a preview window
   moodloop sensor --source 1 --headless            # second camera, status line on stderr
   moodloop sensor --headless --quiet               # no status line: only errors and the summary
   moodloop sensor --source session.mp4 --headless --fast --record out.jsonl
                                                    # analyse a video as fast as possible, keep the events
   moodloop sensor --connect --endpoint tcp://127.0.0.1:5559 --source-id alice
                                                    # one of several players, through `moodloop relay`
-  python -m moodloop.sensor --source 0 --headless  # the same command, as a child process of a game
-                                                   # (moodloop play starts it so, with --quiet)
+  python -m moodloop.sensor --headless --quiet     # the same command, as a game's child process
+                                                   # (what `moodloop play` runs)
 
 Privacy: frames and face crops never leave the process or touch the disk, unless you pass
 --save-frames DIR (debug). Events are published on localhost unless --endpoint says otherwise.
@@ -39,16 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sensor",
         help="watch the player (webcam, video or images) and publish emotion/engagement events",
-        description="Detect the player's face, classify its expression with the ONNX model, estimate "
-        "engagement (engaged/bored/absent) and publish protocol v1 events over ZeroMQ.",
+        description="Detect the player's face, classify its expression with the ONNX model, estimate\n"
+        "engagement (engaged/bored/absent) and publish protocol v1 events over ZeroMQ\n"
+        "(by default on tcp://127.0.0.1:5556; `moodloop listen` prints them).",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", default="0", help="camera index, video file or image folder (default: 0)")
-    parser.add_argument("--model", type=Path, help="ONNX emotion model (default: the shipped fer_resnet34.onnx)")
-    parser.add_argument("--endpoint", help="ZeroMQ address (default: bind tcp://127.0.0.1:5556)")
+    parser.add_argument("--source", default="0", metavar="CAMERA|VIDEO|DIR", help="camera index, video file or image folder (default: 0)")
+    parser.add_argument("--model", type=Path, metavar="FILE", help="ONNX emotion model (default: the shipped fer_resnet34.onnx)")
+    parser.add_argument("--endpoint", metavar="ADDR", help="ZeroMQ address (default: bind tcp://127.0.0.1:5556)")
     parser.add_argument("--connect", action="store_true", help="connect to a relay instead of binding")
-    parser.add_argument("--source-id", default="sensor", help="publisher id on every message, e.g. a player name")
+    parser.add_argument("--source-id", default="sensor", metavar="NAME", help="publisher id on every message, e.g. a player name")
     parser.add_argument("--headless", action="store_true", help="no window; one status line a second on stderr")
     parser.add_argument("--quiet", action="store_true",
                         help="no status line on stderr (errors and the final summary still print)")

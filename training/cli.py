@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch, "
+                       "with its stored recipe (recipe options are ignored)")
     _add_device(train)
 
     evaluate = _command(subparsers, "evaluate", run_evaluate, _EVALUATE_EXAMPLES,

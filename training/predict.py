@@ -62,15 +62,17 @@ class OnnxPredictor:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Return float32 probabilities [N, K] (see Predictor)."""
+        return np.concatenate([self._run(images[i:i + self.batch_size])
+                               for i in range(0, len(images), self.batch_size)])
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
         info = self.info
         if (info.height, info.width) != (IMAGE_SIZE, IMAGE_SIZE):
             images = np.stack([cv2.resize(i, (info.width, info.height), interpolation=cv2.INTER_AREA)
                                for i in images])
-        x = images[:, None].astype(np.float32) / 255
-        x = np.repeat(x, info.channels, axis=1)  # gray replicated when the model wants 3 channels
+        x = np.repeat(images[:, None].astype(np.float32) / 255, info.channels, axis=1)  # gray to C
         x = (x - np.float32(info.mean).reshape(1, -1, 1, 1)) / np.float32(info.std).reshape(1, -1, 1, 1)
-        return np.concatenate([self._session.run(["probs"], {"input": x[i:i + self.batch_size]})[0]
-                               for i in range(0, len(x), self.batch_size)])
+        return self._session.run(["probs"], {"input": x})[0]
 
 
 @dataclass

@@ -129,12 +129,14 @@ class MockThread(Closeable):
 class FeedPlan:
     """How the game gets its emotions.
 
+    With neither `argv` nor `scenario`, the game subscribes to whatever already publishes at
+    `endpoint` (`moodloop play --endpoint`).
+
     Attributes:
         kind: "sensor", "mock" or "off" (no feed: the game plays plain).
         endpoint: Where the game subscribes; None when off.
         argv: The sensor child to start.
         scenario: The mock scenario to play instead (a name or a Scenario).
-        Neither: subscribe to whatever already publishes at `endpoint`.
         camera: The child opens a camera, so the first-run notice applies.
         hint: What to tell the player if the child stops.
     """
@@ -148,7 +150,11 @@ class FeedPlan:
 
 
 class Feed(Closeable):
-    """Starts the plan's child when told to, notices if it stops, and stops it on `close`."""
+    """Starts the plan's child when told to, notices if it stops, and stops it on `close`.
+
+    Args:
+        plan: What to start (nothing until `start`, so the first-run notice comes first).
+    """
 
     def __init__(self, plan: FeedPlan) -> None:
         self.plan = plan

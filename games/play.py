@@ -12,7 +12,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from moodloop.sensor.cli import sensor_command  # argparse-level too: the one place that knows the sensor's argv
 
@@ -43,7 +43,7 @@ A video, a folder, --mock and --no-sensor use no camera, so they need no answer.
 """
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `play` subcommand."""
     parser = subparsers.add_parser(
         "play",

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import zmq
 
-from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.protocol import DEFAULT_ENDPOINT, Message, encode
 from moodloop.engine.recording import Recorder
-from moodloop.engine.transport import RELAY_FRONTEND, open_socket
+from moodloop.engine.transport import RELAY_FRONTEND, SocketOwner, open_socket
 
 __all__ = ["Publisher"]
 
@@ -18,7 +17,7 @@ __all__ = ["Publisher"]
 _SNDHWM = 64
 
 
-class Publisher(Closeable):
+class Publisher(SocketOwner):
     """Publishes protocol messages; a slow or dead subscriber never slows it down.
 
     Use it as a context manager. Not thread-safe: publish from one thread.
@@ -49,11 +48,6 @@ class Publisher(Closeable):
         self._socket.setsockopt(zmq.SNDHWM, _SNDHWM)
         self._recorder = Recorder(record) if record is not None else None
 
-    @property
-    def endpoint(self) -> str:
-        """The actual address, with the port filled in when bound to ``:*``."""
-        return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
-
     def publish(self, msg: Message) -> Message:
         """Stamp ``seq`` and ``source``, send without blocking, and record.
 
@@ -75,7 +69,7 @@ class Publisher(Closeable):
 
     def close(self) -> None:
         """Close the socket (and the record file); pending messages are discarded."""
-        self._socket.close()
+        super().close()
         if self._recorder is not None:
             self._recorder.close()
 

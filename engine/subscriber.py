@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 import zmq
 
 from moodloop.engine.errors import ConfigError, ProtocolError
-from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, State, Status, decode
-from moodloop.engine.transport import open_socket
+from moodloop.engine.transport import SocketOwner, open_socket
 
 __all__ = ["Subscriber"]
 
@@ -21,9 +20,12 @@ log = logging.getLogger(__name__)
 # One warning per this many seconds at most, so a flood of bad messages cannot flood the log.
 _WARN_EVERY_S = 5.0
 _ASYNC_POLL_S = 0.01
+# Seconds of emotion messages, not minutes: a longer backlog would only be stale (ZeroMQ drops
+# what does not fit, and the publisher never waits).
+_RCVHWM = 100
 
 
-class Subscriber(Closeable):
+class Subscriber(SocketOwner):
     """Subscribes to the sensor's events and keeps a view of the newest state.
 
     A game calls :meth:`poll` once per frame and reads the view properties; other programs
@@ -58,6 +60,7 @@ class Subscriber(Closeable):
         self.offline_after = offline_after
         self._clock = clock
         self._socket = open_socket(zmq.SUB, endpoint, bind=bind, role="subscriber")
+        self._socket.setsockopt(zmq.RCVHWM, _RCVHWM)
         for topic in topics:
             self._socket.subscribe(topic.encode("ascii"))
         self._dropped = 0
@@ -183,7 +186,3 @@ class Subscriber(Closeable):
     def dropped(self) -> int:
         """How many bad messages were dropped."""
         return self._dropped
-
-    def close(self) -> None:
-        """Close the socket."""
-        self._socket.close()

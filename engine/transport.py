@@ -5,8 +5,9 @@ from __future__ import annotations
 import zmq
 
 from moodloop.engine.errors import ConfigError
+from moodloop.engine.lifecycle import Closeable
 
-__all__ = ["RELAY_FRONTEND", "open_socket"]
+__all__ = ["RELAY_FRONTEND", "SocketOwner", "open_socket"]
 
 RELAY_FRONTEND = "tcp://127.0.0.1:5555"
 """Where `moodloop relay` collects publishers by default (games still subscribe on 5556)."""
@@ -42,3 +43,18 @@ def open_socket(kind: int, endpoint: str, *, bind: bool, role: str) -> zmq.Socke
         verb = "bind" if bind else "connect"
         raise ConfigError(f"Could not {verb} the {role} to {endpoint}: {exc}. {hint}") from None
     return socket
+
+
+class SocketOwner(Closeable):
+    """Base for objects built around one socket in ``self._socket``."""
+
+    _socket: zmq.Socket
+
+    @property
+    def endpoint(self) -> str:
+        """The actual address, with the port filled in when bound to ``:*``."""
+        return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def close(self) -> None:
+        """Close the socket; anything unsent is discarded."""
+        self._socket.close()

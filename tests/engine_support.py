@@ -48,12 +48,16 @@ def status(**changes: object) -> Status:
 
 
 def until_flowing(pub: Publisher, sub: Subscriber, msg: Message, timeout: float = 1.0) -> list[Message]:
-    """Publish ``msg`` until the subscriber receives something (ZeroMQ's slow joiner)."""
+    """Publish ``msg`` until it reaches the subscriber (ZeroMQ's slow joiner).
+
+    Returns once the last copy sent has arrived, so no stray copy is left in flight.
+    """
     deadline = time.monotonic() + timeout
+    received: list[Message] = []
     while time.monotonic() < deadline:
-        pub.publish(msg)
-        received = sub.poll()
-        if received:
+        last = pub.publish(msg)
+        time.sleep(0.002)
+        received += sub.poll()
+        if received and received[-1].seq == last.seq:
             return received
-        time.sleep(0.005)
     raise AssertionError("no message reached the subscriber")

@@ -1,0 +1,145 @@
+"""MockSensor scenarios, scripts, recording and replay, and the engine's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+
+import pytest
+from engine_support import ANY_PORT, FakeClock, status, until_flowing
+
+from moodloop.engine import (
+    ConfigError,
+    Emotion,
+    MockSensor,
+    Publisher,
+    Scenario,
+    Segment,
+    State,
+    Status,
+    Subscriber,
+    read_recording,
+    replay,
+    valence_arousal,
+)
+from moodloop.engine import commands
+
+
+def play(sensor: MockSensor, clock: FakeClock, seconds: float, step: float = 0.01) -> list:
+    sent = []
+    for _ in range(round(seconds / step)):
+        sent += sensor.step()
+        clock.advance(step)
+    return sent
+
+
+def test_bored_scenario_publishes_all_topics_at_their_rates():
+    clock = FakeClock(now=1_700_000_000.0)
+    with Publisher(ANY_PORT) as pub:
+        sent = play(MockSensor("bored", pub, rate=15, clock=clock, seed=1), clock, 12.0)
+    changes = [(m.previous, m.state, round(m.t - 1_700_000_000.0, 1)) for m in sent if isinstance(m, State)]
+    assert changes == [("unknown", "engaged", 0.0), ("engaged", "bored", 4.0)]
+    emotions = [m for m in sent if isinstance(m, Emotion)]
+    assert len(emotions) == pytest.approx(15 * 12, abs=3)
+    statuses = [m for m in sent if isinstance(m, Status)]
+    assert len(statuses) == pytest.approx(12 + 1, abs=1)  # every second, plus one on the change
+    engaged = [m for m in emotions if m.t < 1_700_000_004.0]
+    bored = [m for m in emotions if m.t > 1_700_000_006.0]
+    assert sum(m.label == "happy" for m in engaged) > 0.8 * len(engaged)
+    assert sum(m.label == "neutral" for m in bored) > 0.8 * len(bored)
+    assert sum(m.valence for m in bored) / len(bored) < sum(m.valence for m in engaged) / len(engaged)
+    assert all((m.valence, m.arousal) == pytest.approx(valence_arousal(m.probs)) for m in emotions)
+    assert [m.seq for m in sent] == list(range(len(sent)))
+
+
+def test_absent_sends_no_emotion_but_keeps_the_heartbeat():
+    clock = FakeClock()
+    script = Scenario((Segment("absent", 5.0),))
+    with Publisher(ANY_PORT) as pub:
+        sent = play(MockSensor(script, pub, clock=clock), clock, 3.0)
+    assert not any(isinstance(m, Emotion) for m in sent)
+    assert [m.state for m in sent if isinstance(m, Status)] == ["absent"] * 3
+
+
+def test_forced_state_and_finite_script(tmp_path):
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"loop": False, "segments": [{"state": "engaged", "seconds": 1, "label": "surprise"}]}))
+    clock = FakeClock()
+    with Publisher(ANY_PORT) as pub:
+        sensor = MockSensor(Scenario.from_file(path), pub, clock=clock)
+        play(sensor, clock, 0.5)
+        sensor.force("bored")
+        play(sensor, clock, 0.2)
+        assert sensor.state == "bored"
+        sensor.force(None)
+        play(sensor, clock, 0.2)
+        assert sensor.state == "engaged" and not sensor.finished
+        assert play(sensor, clock, 0.5)[-1].TOPIC and sensor.finished
+
+
+@pytest.mark.parametrize(
+    "script",
+    ['{"segments": []}', '{"segments": [{"state": "sleepy", "seconds": 1}]}',
+     '{"segments": [{"state": "bored"}]}', "not json", '{"segments": [{"state": "bored", "seconds": 0}]}'],
+)  # fmt: skip
+def test_bad_scripts_say_what_is_wrong(tmp_path, script):
+    path = tmp_path / "bad.json"
+    path.write_text(script)
+    with pytest.raises(ConfigError, match="(?i)mock"):
+        Scenario.from_file(path)
+
+
+def test_record_then_replay_keeps_the_timing(tmp_path):
+    path = tmp_path / "session.jsonl"
+    clock = FakeClock()
+    with Publisher(ANY_PORT, record=path) as pub:
+        recorded = play(MockSensor("bored", pub, rate=10, clock=clock, seed=2), clock, 0.6)
+    assert list(read_recording(path)) == recorded
+    with path.open("a") as file:
+        file.write('{"topic": "moodloop.state", "v": 1, "t": 1\n')  # a line cut short by a kill
+    with Publisher(ANY_PORT, source="replay") as pub, Subscriber(pub.endpoint) as sub:
+        until_flowing(pub, sub, status())
+        player = threading.Thread(target=replay, args=(path, pub))
+        start = time.monotonic()
+        player.start()
+        arrivals = []
+        while len(arrivals) < len(recorded):
+            arrivals += [(time.monotonic() - start, m) for m in sub.poll()]
+            time.sleep(0.001)
+        player.join()
+    assert [m.seq for _, m in arrivals] == sorted(m.seq for _, m in arrivals)
+    assert [(m.TOPIC, m.t) for _, m in arrivals] == [(m.TOPIC, m.t) for m in recorded]
+    for (arrived, msg) in arrivals:
+        assert arrived == pytest.approx(msg.t - recorded[0].t, abs=0.1)
+
+
+def command(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="moodloop")
+    commands.register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def test_mock_and_listen_commands_talk(tmp_path, capsys):
+    with Publisher(ANY_PORT) as probe:  # borrow a free port
+        endpoint = probe.endpoint
+    mock = command(["mock", "engaged", "--endpoint", endpoint, "--duration", "1.5", "--rate", "30"])
+    publisher = threading.Thread(target=mock.func, args=(mock,))
+    publisher.start()
+    record = tmp_path / "listen.jsonl"
+    listen = command(["listen", "--endpoint", endpoint, "--count", "5", "--topic", "emotion", "--record", str(record)])
+    assert listen.func(listen) == 0
+    publisher.join()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["topic"] for line in lines] == ["moodloop.emotion"] * 5
+    assert [m.TOPIC for m in read_recording(record)] == ["moodloop.emotion"] * 5
+
+
+def test_command_line_checks(capsys):
+    with pytest.raises(ConfigError, match="not several"):
+        args = command(["mock", "bored", "--script", "x.json"])
+        args.func(args)
+    with pytest.raises(SystemExit):
+        command(["listen", "--topic", "mood"])
+    assert "choose emotion, state or status" in capsys.readouterr().err

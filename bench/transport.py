@@ -12,20 +12,18 @@ import argparse
 import statistics
 import time
 
-from moodloop.engine import Emotion, Publisher, Subscriber
+from moodloop.engine import Emotion, MockSensor, Publisher, Subscriber
 
 ANY_PORT = "tcp://127.0.0.1:*"
-SAMPLE = Emotion(
-    t=0.0,
-    probs={"angry": 0.02, "disgust": 0.01, "fear": 0.02, "happy": 0.71, "neutral": 0.18, "sad": 0.02, "surprise": 0.04},
-    raw={"angry": 0.03, "disgust": 0.01, "fear": 0.02, "happy": 0.66, "neutral": 0.22, "sad": 0.03, "surprise": 0.03},
-    label="happy",
-    confidence=0.71,
-    valence=0.54,
-    arousal=0.36,
-    face=(251, 168, 151, 151),
-    latency_ms=23.4,
-)
+
+
+def realistic_emotion() -> Emotion:
+    """One emotion message exactly as the mock sensor makes them (7 labels, all fields)."""
+    with Publisher(ANY_PORT) as pub:
+        return next(m for m in MockSensor("engaged", pub, seed=0).step() if isinstance(m, Emotion))
+
+
+SAMPLE = realistic_emotion()
 
 
 def connected(pub: Publisher, sub: Subscriber) -> None:
@@ -68,13 +66,16 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=2000, help="messages for the latency test")
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second")
     args = parser.parse_args()
     with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
         connected(pub, sub)
-        rows = [(f"publish -> receive, {args.count} msgs @ {args.rate:g}/s", latencies(pub, sub, args.count, args.rate))]
+        latency = latencies(pub, sub, args.count, args.rate)
+        rows = [(f"publish -> receive, {args.count} msgs @ {args.rate:g}/s", latency)]
         rows += [(f"Subscriber.poll(), {n} queued", poll_costs(pub, sub, n)) for n in (0, 1, 5)]
     print(f"{'measurement':<44} {'p50 µs':>9} {'p99 µs':>9} {'max µs':>9}")
     for name, values in rows:

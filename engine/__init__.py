@@ -1,12 +1,16 @@
 """moodloop's engine: the protocol v1 messages and the SDK games subscribe with.
 
-A game needs three lines::
+A game polls a Subscriber once per frame and lets a Director turn states into decisions::
 
-    from moodloop.engine import Subscriber, Director
-    with Subscriber() as sub:
-        ...  # each frame: sub.poll(); decision = director.update(sub.state)
+    from moodloop.engine import Director, Subscriber
 
-See docs/protocol.md for the wire format.
+    director = Director()
+    with Subscriber() as sensor:
+        while running:
+            sensor.poll()  # never blocks
+            decision = director.update(sensor.state)  # .intervene, .intensity, .pause
+
+See docs/protocol.md for the wire format and examples/ for complete programs.
 """
 
 from moodloop.engine.affect import valence_arousal

@@ -107,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mock.add_argument("--record", metavar="FILE", help="also write what is published to FILE")
     mock.add_argument("--seed", type=int, help="seed for reproducible noise")
 
-    relay = _add(subparsers, "relay", "let several sensors and games meet at one address", _RELAY_EXAMPLES, _relay)
+    summary = "let several sensors and games meet at one address"
+    relay = _add(subparsers, "relay", summary, _RELAY_EXAMPLES, _relay)
     relay.add_argument(
         "--frontend", default=RELAY_FRONTEND, help=f"address publishers connect to (default {RELAY_FRONTEND})"
     )

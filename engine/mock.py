@@ -59,7 +59,9 @@ class Segment:
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
-            raise ConfigError(f"Unknown state {self.state!r} in a mock segment; use one of {', '.join(STATES)}.")
+            raise ConfigError(
+                f"Unknown state {self.state!r} in a mock segment; use one of {', '.join(STATES)}."
+            )
         if not self.seconds > 0:
             raise ConfigError(f"Mock segment {self.state!r} needs seconds > 0, got {self.seconds}.")
         if self.label is not None and self.label not in LABELS:
@@ -102,7 +104,9 @@ class Scenario:
         """
         try:
             script: Any = json.loads(Path(path).read_text(encoding="utf-8"))
-            segments = tuple(Segment(s["state"], float(s["seconds"]), s.get("label")) for s in script["segments"])
+            segments = tuple(
+                Segment(s["state"], float(s["seconds"]), s.get("label")) for s in script["segments"]
+            )
             return cls(segments, loop=bool(script.get("loop", True)))
         except OSError as exc:
             raise ConfigError(f"Cannot read the mock script {path}: {exc.strerror}.") from None
@@ -238,7 +242,7 @@ class MockSensor:
         )
         dominant = max(self._probs, key=self._probs.__getitem__)
         valence, arousal = valence_arousal(self._probs)
-        jitter = self._random.gauss
+        x, y, size = (round(self._random.gauss(mean, 3.0)) for mean in (250, 170, 150))
         return Emotion(
             t=now,
             probs=self._probs,
@@ -247,7 +251,7 @@ class MockSensor:
             confidence=self._probs[dominant],
             valence=valence,
             arousal=arousal,
-            face=(int(250 + jitter(0, 3)), int(170 + jitter(0, 3)), int(150 + jitter(0, 2)), int(150 + jitter(0, 2))),
+            face=(x, y, size, size),  # a square detection wobbling by a few pixels
             latency_ms=self._random.uniform(18.0, 35.0),
         )
 

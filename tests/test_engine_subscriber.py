@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 import pytest
@@ -69,8 +70,9 @@ def test_a_slow_subscriber_never_blocks_the_publisher():
             before = time.perf_counter()
             pub.publish(msg)
             durations.append(time.perf_counter() - before)
-        # A blocked send would never return; the percentile leaves room for CPU preemption.
-        assert sorted(durations)[int(sent * 0.99)] < 0.02
+        # A blocked send would never return; the loose max leaves room for CPU preemption
+        # on a busy machine, the median shows the usual cost.
+        assert max(durations) < 0.5 and statistics.median(durations) < 0.002
         time.sleep(0.05)
         assert 0 < len(sub.poll()) < sent  # the overflow was dropped, not queued
 

@@ -57,7 +57,10 @@ def _number(lo: float = -math.inf, hi: float = math.inf) -> Callable[[Any], floa
         # bool is an int subclass, but `true` is never a sensible number on the wire.
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"expected a number, got {value!r}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer with hundreds of digits
+            raise ValueError(f"expected a number in [{lo}, {hi}], got {value!r}") from None
         if not math.isfinite(number) or not lo <= number <= hi:
             raise ValueError(f"expected a number in [{lo}, {hi}], got {value!r}")
         return number
@@ -261,9 +264,10 @@ def _build(topic: str, payload: Any) -> Message:
         raise ProtocolError(f"unknown topic {topic!r}; expected one of {', '.join(TOPICS)}")
     if not isinstance(payload, dict):
         raise ProtocolError(f"{topic}: payload must be a JSON object, got {type(payload).__name__}")
-    if payload.get("v") != VERSION:
+    version = payload.get("v")
+    if isinstance(version, bool) or version != VERSION:  # `true == 1` in Python, not on the wire
         raise ProtocolError(
-            f"{topic}: protocol version {payload.get('v')!r} is not supported (this reader speaks "
+            f"{topic}: protocol version {version!r} is not supported (this reader speaks "
             f"v{VERSION}); upgrade moodloop on the older side"
         )
     fields = dataclasses.fields(cls)
@@ -310,7 +314,7 @@ def decode(frames: Sequence[bytes]) -> Message:
     try:
         topic = bytes(frames[0]).decode("ascii")
         payload = json.loads(bytes(frames[1]).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
         raise ProtocolError(f"undecodable message: {exc}") from None
     return _build(topic, payload)
 

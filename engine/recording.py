@@ -57,7 +57,6 @@ class Recorder(Closeable):
         self._file.close()
 
 
-
 def read_recording(path: str | Path) -> Iterator[Message]:
     """Yield the messages of a JSON-lines recording in file order.
 
@@ -84,7 +83,7 @@ def read_recording(path: str | Path) -> Iterator[Message]:
                 continue
             try:
                 yield from_record(json.loads(line))
-            except (ValueError, ProtocolError) as exc:
+            except (ValueError, RecursionError, ProtocolError) as exc:
                 log.warning("%s:%d: skipped a bad record: %s", path, number, exc)
 
 

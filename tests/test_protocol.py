@@ -100,6 +100,9 @@ BAD_MESSAGES = {
     "non-UTF-8": [b"moodloop.status", b"\xff\xfe{}"],
     "three frames": [*GOOD, b"extra"],
     "one frame": [b"moodloop.status"],
+    "boolean version": [b"moodloop.status", GOOD[1].replace(b'"v":1', b'"v":true')],
+    "number too large for a float": [b"moodloop.status", GOOD[1].replace(b'"fps":15.0', b'"fps":1' + b"0" * 400)],
+    "nesting too deep for the JSON parser": [b"moodloop.status", b"[" * 100_000],
 }
 
 

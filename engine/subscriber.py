@@ -23,6 +23,9 @@ _ASYNC_POLL_S = 0.01
 # Seconds of emotion messages, not minutes: a longer backlog would only be stale (ZeroMQ drops
 # what does not fit, and the publisher never waits).
 _RCVHWM = 100
+# A publisher flooding faster than poll() decodes would otherwise keep it draining forever;
+# this is far more than ever sits queued (RCVHWM plus socket buffers) at a sane rate.
+_MAX_PER_POLL = 1000
 
 
 class Subscriber(SocketOwner):
@@ -69,27 +72,30 @@ class Subscriber(SocketOwner):
         self._emotion: Emotion | None = None
         self._status: Status | None = None
         self._state = "unknown"
-        self._state_seen = 0.0
-        # (sensor t - since, local receive time) of the State message announcing the state.
-        self._state_anchor: tuple[float, float] | None = None
+        # Local-clock time the current state began (by the sensor's `since` when known).
+        self._state_began = 0.0
 
     # --- receiving -------------------------------------------------------------------------
 
     def poll(self) -> list[Message]:
         """Drain every queued message without blocking and update the view.
 
+        A publisher flooding faster than this drains cannot stall the caller: one call takes
+        at most a thousand messages and leaves the rest to the next.
+
         Returns:
             The valid messages that arrived since the last call, oldest first.
         """
         received = []
-        while True:
+        for _ in range(_MAX_PER_POLL):
             try:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return received
+                break
             msg = self._accept(frames)
             if msg is not None:
                 received.append(msg)
+        return received
 
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Yield messages as they arrive, blocking between them.
@@ -129,7 +135,7 @@ class Subscriber(SocketOwner):
                 log.warning("dropped a bad message (%d so far): %s", self._dropped, exc)
             return None
         if not self.online:  # first contact, or back after an outage: forget the old state
-            self._state, self._state_seen, self._state_anchor = "unknown", now, None
+            self._state, self._state_began = "unknown", now
         self._last_message = now
         if isinstance(msg, Emotion):
             self._emotion = msg
@@ -141,9 +147,9 @@ class Subscriber(SocketOwner):
 
     def _set_state(self, msg: State | Status, now: float) -> None:
         if msg.state != self._state:
-            self._state, self._state_seen, self._state_anchor = msg.state, now, None
-        if isinstance(msg, State):
-            self._state_anchor = (msg.t - msg.since, now)
+            self._state, self._state_began = msg.state, now
+        if isinstance(msg, State):  # the sensor says how long ago the state began
+            self._state_began = now - (msg.t - msg.since)
 
     # --- the view --------------------------------------------------------------------------
 
@@ -166,11 +172,7 @@ class Subscriber(SocketOwner):
         """
         if not self.online:
             return None
-        elapsed = self._clock()
-        if self._state_anchor is None:
-            return elapsed - self._state_seen
-        offset, received = self._state_anchor
-        return offset + elapsed - received
+        return self._clock() - self._state_began
 
     @property
     def emotion(self) -> Emotion | None:

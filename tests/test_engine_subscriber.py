@@ -59,6 +59,20 @@ def test_poll_drains_everything_and_keeps_the_newest():
         assert sub.poll() == []
 
 
+def test_a_flood_cannot_keep_poll_draining(monkeypatch):
+    monkeypatch.setattr("moodloop.engine.subscriber._MAX_PER_POLL", 2)
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
+        until_flowing(pub, sub, status())
+        sent = [pub.publish(emotion()).seq for _ in range(3)]
+        time.sleep(0.05)
+        first = sub.poll()
+        assert [m.seq for m in first] == sent[:2]  # capped; the rest waits for the next frame
+        rest = []
+        while not rest:
+            rest = sub.poll()
+        assert [m.seq for m in rest] == sent[2:] and sub.emotion is rest[-1]
+
+
 def test_a_slow_subscriber_never_blocks_the_publisher():
     sent = 1000
     # 30 kB messages: 30 MB overflow every queue and kernel buffer between the two sockets.

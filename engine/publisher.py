@@ -46,7 +46,11 @@ class Publisher(SocketOwner):
         self._seq = 0
         self._socket = open_socket(zmq.PUB, endpoint, bind=not connect, role="publisher")
         self._socket.setsockopt(zmq.SNDHWM, _SNDHWM)
-        self._recorder = Recorder(record) if record is not None else None
+        try:
+            self._recorder = Recorder(record) if record is not None else None
+        except BaseException:
+            self._socket.close()  # free the address: the caller may retry with another file
+            raise
 
     def publish(self, msg: Message) -> Message:
         """Stamp ``seq`` and ``source``, send without blocking, and record.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from moodloop.engine.errors import MoodloopError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_command"]
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with
 # `set_defaults(func=run)` where `run(args) -> int` is the exit code.
@@ -47,13 +47,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `moodloop` command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Set up logging and run a parsed subcommand the way every moodloop entry point does.
+
+    Args:
+        args: Parsed options holding ``func`` (the subcommand's ``run``) and optionally
+            ``verbose``.
+
+    Returns:
+        The command's exit code; 2 after printing a MoodloopError as ``moodloop: error: ...``;
+        130 on a Ctrl-C the command did not handle itself.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args) or 0)
     except MoodloopError as exc:

@@ -5,10 +5,9 @@ other components' commands.
 """
 
 import argparse
-import logging
 import sys
 
-from moodloop.engine.errors import MoodloopError
+from moodloop.engine.cli import run_command
 from moodloop.sensor.cli import register
 
 
@@ -18,15 +17,7 @@ def main() -> int:
     register(subparsers)
     parser = subparsers.choices["sensor"]
     parser.prog = "python -m moodloop.sensor"  # usage and errors name the command as it was typed
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except MoodloopError as exc:
-        print(f"moodloop: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # before the sensor's own Ctrl-C handling is in place
-        return 130
+    return run_command(parser.parse_args())  # the same logging and error handling as `moodloop`
 
 
 if __name__ == "__main__":

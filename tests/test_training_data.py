@@ -35,6 +35,19 @@ def test_csv_file_directly_and_private_test_rows_are_never_loaded(tmp_path):
     assert data.split("train").names[0] == "csv:0"
 
 
+def test_csv_emotion_codes_follow_fer2013_not_alphabetical_order(tmp_path):
+    pixels = " ".join(["7"] * 2304)
+    csv = tmp_path / "fer2013.csv"  # FER2013: 0 angry 1 disgust 2 fear 3 happy 4 sad 5 surprise 6 neutral
+    csv.write_text("emotion,pixels,Usage\n" + "".join(f"{code},{pixels},Training\n" for code in range(7)))
+    data = load_dataset(csv)
+    named = [data.classes[i] for i in data.split("train").labels]
+    assert named == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    for bad in (f"7,{pixels}", f"-1,{pixels}", f"3,{pixels[:-1]}300"):
+        csv.write_text(f"emotion,pixels\n{bad}\n")
+        with pytest.raises(DataError, match="row 2: emotion must be 0-6"):
+            load_dataset(csv)
+
+
 def test_plain_class_folder_has_one_split(tmp_path):
     data = load_dataset(write_dataset(tmp_path / "faces", "<class>", train_per_class=2))
     assert data.layout == "<class>/" and list(data.splits) == ["all"] and len(data.split("all")) == 14

@@ -27,12 +27,16 @@ import cv2
 import numpy as np
 
 from moodloop.engine.errors import DataError
+from moodloop.engine.protocol import LABELS
 
 log = logging.getLogger(__name__)
 __all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "read_exclusions", "FER_LABELS",
-           "IMAGE_SIZE"]
+           "CSV_EMOTIONS", "IMAGE_SIZE"]
 
-FER_LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+FER_LABELS = LABELS
+"""The protocol's seven classes, in the order moodloop's models report them (alphabetical)."""
+CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+"""fer2013.csv's ``emotion`` codes 0-6 (0=Angry ... 4=Sad, 5=Surprise, 6=Neutral): not FER_LABELS."""
 IMAGE_SIZE = 48
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
 # Split folder names, in the order they are looked for, mapped to the canonical split.
@@ -216,10 +220,17 @@ def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
         split = _CSV_USAGE.get(row.get("Usage") or "Training")
         if split is None:
             continue
-        pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+        try:
+            pixels = np.array(row["pixels"].split(), dtype=np.uint8)
+            code = int(row["emotion"])
+            if not 0 <= code < len(CSV_EMOTIONS):
+                raise ValueError(code)
+        except (ValueError, OverflowError):
+            raise DataError(f"{where} row {i + 2}: emotion must be 0-6 and pixels 2304 numbers "
+                            "0-255; fix or delete that row.") from None
         if pixels.size != IMAGE_SIZE * IMAGE_SIZE:
             raise DataError(f"{where} row {i + 2}: {pixels.size} pixels, expected 48x48 = 2304.")
-        label = FER_LABELS[int(row["emotion"])]
+        label = CSV_EMOTIONS[code]
         images, labels, names = rows.setdefault(split, ([], [], []))
         images.append(pixels.reshape(IMAGE_SIZE, IMAGE_SIZE))
         labels.append(classes.index(merge.get(label, label)))

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from moodloop.training.data import FER_LABELS, IMAGE_SIZE
+from moodloop.training.data import CSV_EMOTIONS, FER_LABELS, IMAGE_SIZE
 
 __all__ = ["LAYOUTS", "make_images", "write_dataset"]
 
@@ -62,7 +62,8 @@ def write_dataset(root: str | Path, layout: str = "train|validation", *, train_p
     if layout == "fer2013.csv":
         lines = ["emotion,pixels,Usage"]
         for usage, (_, (images, labels)) in zip(("Training", "PublicTest"), splits):
-            lines += [f"{y},{' '.join(map(str, x.ravel()))},{usage}" for x, y in zip(images, labels)]
+            lines += [f"{CSV_EMOTIONS.index(FER_LABELS[y])},{' '.join(map(str, x.ravel()))},{usage}"
+                      for x, y in zip(images, labels)]
         (root / "fer2013.csv").write_text("\n".join(lines) + "\n")
     for folder, (images, labels) in splits:
         if folder is None:

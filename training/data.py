@@ -19,7 +19,7 @@ import csv
 import io
 import logging
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -134,16 +134,17 @@ def load_dataset(path: str | Path, merge: Mapping[str, str] | None = None) -> Da
         return _from_csv(path.read_bytes(), str(path), merge or {})
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            files = {PurePosixPath(n): archive for n in archive.namelist() if not n.endswith("/")}
+            files = [PurePosixPath(n) for n in archive.namelist() if not n.endswith("/")]
             return _from_files(files, str(path), merge or {}, lambda f: archive.read(str(f)))
     if path.is_dir():
-        files = {PurePosixPath(p.relative_to(path).as_posix()): None
-                 for p in path.rglob("*") if p.is_file()}
+        files = [PurePosixPath(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file()]
         return _from_files(files, str(path), merge or {}, lambda f: (path / f).read_bytes())
     raise DataError(f"{path} is neither a folder, a .zip nor a .csv file. {_EXPECTED}.")
 
 
-def _from_files(files, where, merge, read) -> Dataset:
+def _from_files(files: list[PurePosixPath], where: str, merge: Mapping[str, str],
+                read: Callable[[PurePosixPath], bytes]) -> Dataset:
+    """Build a dataset from the file names of a folder or zip and a reader of their bytes."""
     csvs = [f for f in files if f.name.lower() == "fer2013.csv"]
     if csvs:
         return _from_csv(read(csvs[0]), f"{where}/{csvs[0]}", merge)

@@ -3,8 +3,9 @@
 Both kinds answer the same question (class probabilities for uint8 48x48 gray faces), so
 evaluation, cleaning and the parity check treat them alike. ONNX models run through
 onnxruntime only, and their metadata is read by the sensor's own loader, so training scores
-exactly what the sensor will run. Checkpoints are loaded with ``weights_only`` (no pickled
-code runs).
+exactly what the sensor will run. Only the training commands (evaluate, clean, export) ever
+load a ``.pth`` checkpoint, and always with ``torch.load(weights_only=True)``: tensors only,
+no pickled code runs. The sensor and games load ONNX files alone.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class RunPredictor:
         self.norm = Normalization(**record["normalization"])
         self.learn = build_learner(self._loaders(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)),
                                    self.recipe, len(self.labels), self.run)
-        self.learn.load(self.checkpoint, with_opt=False, device=self.device)
+        self.learn.load(self.checkpoint, with_opt=False, device=self.device, weights_only=True)
 
     def _loaders(self, images: np.ndarray):
         from moodloop.training.recipe import build_dataloaders

@@ -74,7 +74,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if resume:
         if not run_path.exists():
             raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
-        run = json.loads(run_path.read_text())
+        run = read_run(out)
         recipe = Recipe(**run["recipe"])
         norm = Normalization(**run["normalization"])
         if tuple(run["classes"]) != data.classes:
@@ -88,7 +88,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     dls = build_dataloaders(train_split, valid_split, recipe, norm, device)
     learn = build_learner(dls, recipe, len(data.classes), out)
     if resume:
-        learn.load("last", with_opt=True, device=device)
+        learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code
     elif recipe.lr is None:
         suggestion = learn.lr_find(num_it=lr_find_iters, show_plot=True)
         save_figure(out / "lr_find.png")  # the plot lr_find just drew, with its suggestion

@@ -83,7 +83,23 @@ def score(predictor: Predictor, images: np.ndarray, tta: bool = False) -> np.nda
 
 def evaluate(probs: np.ndarray, actual: np.ndarray, labels: Sequence[str], *, model: str = "",
              split: str = "", tta: bool = False) -> Evaluation:
-    """Compute the scores of probabilities [N, K] against true label indices [N] (into labels)."""
+    """Score predicted probabilities against the true classes.
+
+    Args:
+        probs: Probabilities [N, K]; the prediction is each row's argmax.
+        actual: True class of each image [N], as an index into ``labels`` (map data classes to
+            model columns by name first, with :func:`label_columns`).
+        labels: The K class names, in column order.
+        model: Name recorded in the result.
+        split: Split name recorded in the result.
+        tta: Whether ``probs`` came from flip test-time augmentation.
+
+    Returns:
+        The evaluation. ``confusion[i][j]`` counts images of actual class ``labels[i]``
+        predicted as ``labels[j]`` (rows actual, columns predicted). ``macro_f1`` is the
+        unweighted mean F1 over the classes with at least one image in ``actual``; a class
+        the model predicts but the data lacks counts in its precision only.
+    """
     k = len(labels)
     confusion = np.bincount(actual * k + probs.argmax(1), minlength=k * k).reshape(k, k)
     hits, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)

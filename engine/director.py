@@ -74,6 +74,9 @@ class Director:
             state: One of STATES, typically ``Subscriber.state``.
             now: Time in the clock's seconds; defaults to ``clock()``.
 
+        Returns:
+            What the game should do this frame.
+
         Raises:
             ProtocolError: ``state`` is not one of STATES.
         """

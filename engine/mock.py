@@ -131,9 +131,9 @@ absent 5 s, looping; and a tour of every state."""
 SCENARIO_NAMES = tuple(SCENARIOS)
 
 
-def _mood(label: str, weight: float, labels: tuple[str, ...] = LABELS) -> dict[str, float]:
-    rest = (1.0 - weight) / (len(labels) - 1)
-    return {name: weight if name == label else rest for name in labels}
+def _mood(label: str, weight: float) -> dict[str, float]:
+    rest = (1.0 - weight) / (len(LABELS) - 1)
+    return {name: weight if name == label else rest for name in LABELS}
 
 
 def _normalised(values: Mapping[str, float]) -> dict[str, float]:

@@ -7,6 +7,7 @@ Only argparse lives here; torch and fastai are imported inside the command funct
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["register"]
@@ -105,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--merge", action="append", default=[], metavar="SRC=DST", help="as for train, for --verify")
 
 
-def _command(subparsers: argparse._SubParsersAction, name: str, run, epilog: str, summary: str,
+def _command(subparsers: argparse._SubParsersAction, name: str,
+             run: Callable[[argparse.Namespace], int], epilog: str, summary: str,
              description: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(name, help=summary, description=description, epilog=epilog,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -13,11 +13,15 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from moodloop.training.data import IMAGE_SIZE, Split
 from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["ExportConfig", "export", "fp16_storage", "provenance", "Parity", "parity"]
 
@@ -75,11 +79,11 @@ def export(config: ExportConfig) -> Path:
     return out
 
 
-def fp16_storage(model):
+def fp16_storage(model: onnx.ModelProto) -> onnx.ModelProto:
     """Store every float32 initializer of an ONNX model as float16 plus a Cast back to float32.
 
     Args:
-        model: an onnx.ModelProto; changed in place and returned.
+        model: the model; changed in place and returned.
     """
     from onnx import TensorProto, helper, numpy_helper
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
 from moodloop.engine.errors import DataError, ModelError
 from moodloop.training.data import IMAGE_SIZE, Split
+
+if TYPE_CHECKING:
+    from fastai.data.core import DataLoaders
 
 __all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns"]
 
@@ -107,7 +110,7 @@ class RunPredictor:
                                    self.recipe, len(self.labels), self.run)
         self.learn.load(self.checkpoint, with_opt=False, device=self.device, weights_only=True)
 
-    def _loaders(self, images: np.ndarray):
+    def _loaders(self, images: np.ndarray) -> DataLoaders:
         from moodloop.training.recipe import build_dataloaders
 
         split = Split(images, np.zeros(len(images), np.int64), ("",) * len(images))

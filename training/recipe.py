@@ -14,6 +14,7 @@ Choices, and why (FER2013 is 48x48 gray, so resolution is precious):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,8 +146,11 @@ def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> tor
     return torch.where(box.unsqueeze(1), noise, x)
 
 
-def _collate(norm: Normalization, recipe: Recipe | None, generator: torch.Generator | None):
-    def collate(items):
+def _collate(norm: Normalization, recipe: Recipe | None, generator: torch.Generator | None,
+             ) -> Callable[[list[tuple[torch.Tensor, torch.Tensor]]], tuple[torch.Tensor, torch.Tensor]]:
+    """Batch uint8 images into normalised channels-last tensors, augmented when ``recipe``."""
+
+    def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.stack([i for i, _ in items]).unsqueeze(1).float().div_(255)
         x = (images - norm.mean) / norm.std
         if recipe is not None:

@@ -76,6 +76,22 @@ def test_train_command_errors(data_dir, tmp_path, capsys):
     assert "Nothing to resume" in errors[1] and "at least 1" in errors[2]
 
 
+def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):
+    argv = ["train", "--data", str(data_dir), "--epochs", "1", "--batch-size", "8", "--lr", "1e-3",
+            "--device", "cpu", "--init", str(run_dir)]
+    assert main([*argv, "--out", str(tmp_path / "wrong"), "--arch", "resnet34"]) == 2
+    assert "does not fit this model" in capsys.readouterr().err
+    start = load_predictor(run_dir).learn.model.state_dict()
+    data = load_dataset(data_dir)
+    run = train(data, tmp_path / "warm", Recipe(arch="resnet18", epochs=1, batch_size=8, lr=1e-9),
+                device="cpu", init=run_dir)
+    assert run["init"] == str(run_dir)
+    warm = load_predictor(tmp_path / "warm").learn.model.state_dict()
+    weights = [k for k in start if k.endswith("conv1.weight")]
+    # With a vanishing learning rate the weights are still those it started from, not random ones.
+    assert all(np.allclose(start[k].numpy(), warm[k].numpy(), atol=1e-5) for k in weights)
+
+
 def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):
     data = load_dataset(write_dataset(tmp_path / "faces", train_per_class=2, valid_per_class=1))
     run = train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=1, batch_size=8), device="cpu",

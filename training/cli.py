@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
+    train.add_argument("--init", type=Path, metavar="WEIGHTS",
+                       help="start from local weights (a run folder or .pth of the same --arch and classes) "
+                            "instead of random ones")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch, "
                        "with its stored recipe (recipe options are ignored)")
     _add_device(train)
@@ -159,7 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
-    run = train(data, args.out, recipe, resume=args.resume, device=args.device)
+    run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init)
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
           f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
     return 0

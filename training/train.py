@@ -18,8 +18,11 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger
+from fastai.learner import Learner
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
 from moodloop.engine.errors import ConfigError, ModelError
@@ -56,7 +59,7 @@ class _Checkpoint(Callback):
 
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
-          device: str | None = None, lr_find_iters: int = 100) -> dict:
+          device: str | None = None, lr_find_iters: int = 100, init: Path | None = None) -> dict:
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
@@ -66,6 +69,8 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         resume: continue an interrupted run from its last completed epoch.
         device: "cpu", "cuda" or None for CUDA when available.
         lr_find_iters: mini-batches the learning-rate finder tries (fastai's ``num_it``).
+        init: start from these weights instead of random ones: a run folder (its best.pth) or
+            a .pth checkpoint of the same architecture and classes (no ImageNet download here).
     """
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -89,7 +94,10 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     learn = build_learner(dls, recipe, len(data.classes), out)
     if resume:
         learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code
-    elif recipe.lr is None:
+    elif init is not None:
+        _load_weights(learn, init)
+        run["init"] = str(init)
+    if not resume and recipe.lr is None:
         suggestion = learn.lr_find(num_it=lr_find_iters, show_plot=True)
         save_figure(out / "lr_find.png")  # the plot lr_find just drew, with its suggestion
         recipe = replace(recipe, lr=float(suggestion.valley))
@@ -103,6 +111,20 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
                             cbs=[CSVLogger(fname="history.csv", append=start > 0),
                                  _Checkpoint(out, run)])
     return run
+
+
+def _load_weights(learn: Learner, init: Path) -> None:
+    """Load model weights (not the optimizer) from a run folder or a .pth checkpoint."""
+    path = init / "best.pth" if init.is_dir() else init
+    if not path.is_file():
+        raise ConfigError(f"--init {init}: no such weights file; give a run folder or a .pth checkpoint.")
+    state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+    state = state.get("model", state) if isinstance(state, dict) else state
+    try:
+        learn.model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--init {path} does not fit this model: use weights trained with the same "
+                          f"--arch, --maxpool and classes. ({str(exc)[:200]})") from exc
 
 
 def read_run(folder: Path) -> dict:

@@ -157,6 +157,7 @@ class PlayerTracker:
         self._face: Face | None = None
         self._seen = 0.0
         self._since_full = 0
+        self.held = False  # True when locate() returned the last face through a detection gap
 
     def locate(self, frame: np.ndarray, clock: float) -> Face | None:
         """The player's face in `frame` at source time `clock`, or None when there is none."""
@@ -174,6 +175,7 @@ class PlayerTracker:
             chosen = self._best(faces, *size)
         if chosen is not None:
             self._face, self._seen = chosen, clock
+        self.held = chosen is None and self._face is not None
         return self._face
 
     def _select(self, faces: list[Face], width: int, height: int) -> Face | None:

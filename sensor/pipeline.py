@@ -132,6 +132,7 @@ class Sensor:
         self._config = config
         self._smoother = Smoother(model.labels, config.smooth)
         self._estimator = EngagementEstimator(config.engagement)
+        self._reading: Reading | None = None
         self._view = view
         self._save_crops = save_crops
         self._live = capture.source.live
@@ -165,19 +166,22 @@ class Sensor:
         """Analyse one frame and publish what it yields."""
         with self.times.measure("detect"):
             face = self._tracker.locate(frame.image, frame.clock)
-        reading = None
-        if face is not None:
+        held = self._tracker.held
+        # Through a short detection gap the player counts as present with their last reading:
+        # classifying whatever now fills the old box (often background) would be noise.
+        reading = self._reading if held else None
+        if face is not None and not held:
             with self.times.measure("classify"):
                 probs = self._model.classify(frame.image, face)
             with self.times.measure("smooth"):
-                reading = self._smoother.update(probs, frame.clock)
+                reading = self._reading = self._smoother.update(probs, frame.clock)
             if self._save_crops is not None:
                 cv2.imwrite(str(self._save_crops / f"{frame.index:07d}.png"), self._model.crop(frame.image, face))
         with self.times.measure("engagement"):
             engagement = self._estimator.update(reading, frame.clock)
         index = None if self._live else frame.index
         with self.times.measure("publish"):
-            if reading is not None:
+            if reading is not None and not held:  # one emotion per analysed frame with a face
                 self._publish_emotion(frame, index, face, reading)
             if engagement.changed:
                 self._publish_state(engagement, frame.t - (frame.clock - engagement.since), frame.t, index)

@@ -43,9 +43,9 @@ def test_largest_most_central_face_is_the_player_and_stays_so():
 def test_short_gap_holds_the_last_face_then_lets_go():
     config = DetectConfig(hold_s=0.5)
     tracker = PlayerTracker(ScriptedDetector([[PLAYER], [], [], []]), config)
-    assert tracker.locate(FRAME, 0.0) == PLAYER
-    assert tracker.locate(FRAME, 0.3) == PLAYER  # held
-    assert tracker.locate(FRAME, 0.6) is None
+    assert tracker.locate(FRAME, 0.0) == PLAYER and not tracker.held
+    assert tracker.locate(FRAME, 0.3) == PLAYER and tracker.held
+    assert tracker.locate(FRAME, 0.6) is None and not tracker.held
 
 
 def test_player_gone_for_good_hands_over_to_someone_else():

@@ -92,6 +92,17 @@ def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):
     assert all(np.allclose(start[k].numpy(), warm[k].numpy(), atol=1e-5) for k in weights)
 
 
+def test_init_from_an_exported_model(run_dir, onnx_fp16, data_dir, tmp_path):
+    start = load_predictor(run_dir).learn.model.state_dict()
+    run = train(load_dataset(data_dir), tmp_path / "again", Recipe(arch="resnet18", epochs=1, batch_size=8,
+                                                                   lr=1e-9), device="cpu", init=onnx_fp16)
+    again = load_predictor(tmp_path / "again").learn.model.state_dict()
+    assert run["init"] == str(onnx_fp16)
+    weights = [k for k in start if k.endswith(("conv1.weight", "bn1.weight"))]
+    assert len(weights) > 10  # float16 storage: equal to about 3 significant digits
+    assert all(np.allclose(start[k].numpy(), again[k].numpy(), rtol=2e-3, atol=1e-4) for k in weights)
+
+
 def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):
     data = load_dataset(write_dataset(tmp_path / "faces", train_per_class=2, valid_per_class=1))
     run = train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=1, batch_size=8), device="cpu",

@@ -75,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
     train.add_argument("--init", type=Path, metavar="WEIGHTS",
-                       help="start from local weights (a run folder or .pth of the same --arch and classes) "
-                            "instead of random ones")
+                       help="start from local weights instead of random ones: a run folder, a .pth or an "
+                            "exported .onnx (e.g. the shipped model) of the same --arch and classes")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch, "
                        "with its stored recipe (recipe options are ignored)")
     _add_device(train)

@@ -60,7 +60,10 @@ def export(config: ExportConfig) -> Path:
     program = torch.onnx.export(net, (torch.zeros(2, 1, IMAGE_SIZE, IMAGE_SIZE),), dynamo=True,
                                 input_names=["input"], output_names=["probs"],
                                 dynamic_shapes=({0: torch.export.Dim("N")},), external_data=False,
-                                verbose=False)
+                                verbose=False, optimize=False)
+    # optimize=False keeps every parameter and BatchNorm statistic as an initializer named after
+    # the module path, so the shipped file doubles as `moodloop train --init` weights;
+    # onnxruntime fuses BatchNorm into the convolutions itself when the sensor loads it.
     model = program.model_proto
     if config.fp16:
         model = fp16_storage(model)

@@ -69,8 +69,9 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         resume: continue an interrupted run from its last completed epoch.
         device: "cpu", "cuda" or None for CUDA when available.
         lr_find_iters: mini-batches the learning-rate finder tries (fastai's ``num_it``).
-        init: start from these weights instead of random ones: a run folder (its best.pth) or
-            a .pth checkpoint of the same architecture and classes (no ImageNet download here).
+        init: start from these weights instead of random ones: a run folder (its best.pth), a
+            .pth checkpoint or an exported .onnx of the same architecture and classes (no
+            ImageNet download here; the shipped model continues training this way).
     """
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -114,17 +115,34 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
 
 
 def _load_weights(learn: Learner, init: Path) -> None:
-    """Load model weights (not the optimizer) from a run folder or a .pth checkpoint."""
+    """Load model weights (not the optimizer) from a run folder, a .pth checkpoint or an export."""
     path = init / "best.pth" if init.is_dir() else init
     if not path.is_file():
-        raise ConfigError(f"--init {init}: no such weights file; give a run folder or a .pth checkpoint.")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
-    state = state.get("model", state) if isinstance(state, dict) else state
+        raise ConfigError(f"--init {init}: no such weights file; give a run folder, a .pth checkpoint "
+                          "or a model exported by `moodloop export`.")
+    if path.suffix == ".onnx":
+        state = _onnx_weights(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        state = state.get("model", state) if isinstance(state, dict) else state
+    # BatchNorm's step counters are bookkeeping, not weights: exports do not carry them.
+    state.update({k: v for k, v in learn.model.state_dict().items() if k.endswith("num_batches_tracked")})
     try:
         learn.model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--init {path} does not fit this model: use weights trained with the same "
                           f"--arch, --maxpool and classes. ({str(exc)[:200]})") from exc
+
+
+def _onnx_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The model's state dict from the initializers of an exported file (names are module paths)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    prefix = "0."  # the export wraps the model as Sequential(model, Softmax)
+    return {t.name.removesuffix("__fp16")[len(prefix):]: torch.from_numpy(numpy_helper.to_array(t).astype("float32"))
+            for t in graph.initializer if t.name.startswith(prefix)}
 
 
 def read_run(folder: Path) -> dict:

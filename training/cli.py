@@ -72,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=int, help="images per step (default 128)")
     train.add_argument("--maxpool", action="store_true", default=None,
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
+    train.add_argument("--fp32", dest="bf16", action="store_false", default=None,
+                       help="train in float32 instead of under bfloat16 autocast (slower, steadier)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
     train.add_argument("--init", type=Path, metavar="WEIGHTS",
@@ -157,7 +159,7 @@ def run_train(args: argparse.Namespace) -> int:
     from moodloop.training.train import train
 
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
-             "maxpool": args.maxpool, "seed": args.seed}
+             "maxpool": args.maxpool, "bf16": args.bf16, "seed": args.seed}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:

@@ -113,7 +113,8 @@ def build_model(recipe: Recipe, n_classes: int) -> nn.Module:
     model = create_vision_model(ARCHS[recipe.arch], n_out=n_classes, pretrained=False, n_in=1)
     if not recipe.maxpool:
         model[0][3] = nn.Identity()  # body = conv1, bn1, relu, maxpool, layer1..4
-    return model.to(memory_format=torch.channels_last)
+    # Channels-last feeds the CPU's bfloat16 (AMX) kernels; in float32 it is about 20 % slower here.
+    return model.to(memory_format=torch.channels_last) if recipe.bf16 else model
 
 
 def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
@@ -148,14 +149,14 @@ def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> tor
 
 def _collate(norm: Normalization, recipe: Recipe | None, generator: torch.Generator | None,
              ) -> Callable[[list[tuple[torch.Tensor, torch.Tensor]]], tuple[torch.Tensor, torch.Tensor]]:
-    """Batch uint8 images into normalised channels-last tensors, augmented when ``recipe``."""
+    """Batch uint8 images into normalised tensors, augmented when ``recipe``."""
 
     def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.stack([i for i, _ in items]).unsqueeze(1).float().div_(255)
         x = (images - norm.mean) / norm.std
         if recipe is not None:
             x = _augment(x, recipe, generator)
-        return x.contiguous(memory_format=torch.channels_last), torch.stack([y for _, y in items])
+        return x, torch.stack([y for _, y in items])
     return collate
 
 

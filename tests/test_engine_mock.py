@@ -124,12 +124,18 @@ def command(argv: list[str]) -> argparse.Namespace:
 def test_mock_and_listen_commands_talk(tmp_path, capsys):
     with Publisher(ANY_PORT) as probe:  # borrow a free port
         endpoint = probe.endpoint
+    time.sleep(0.2)  # libzmq unbinds in its I/O thread just after close: let the mock bind it
     mock = command(["mock", "engaged", "--endpoint", endpoint, "--duration", "1.5", "--rate", "30"])
     publisher = threading.Thread(target=mock.func, args=(mock,))
     publisher.start()
     record = tmp_path / "listen.jsonl"
     listen = command(["listen", "--endpoint", endpoint, "--count", "5", "--topic", "emotion", "--record", str(record)])
-    assert listen.func(listen) == 0
+    exits: list[int] = []
+    # listen waits for its count; a watchdog turns "the mock never published" into a failure, not a hang.
+    listener = threading.Thread(target=lambda: exits.append(listen.func(listen)), daemon=True)
+    listener.start()
+    listener.join(10)
+    assert exits == [0], "listen heard nothing within 10 s: did the mock fail to bind?"
     publisher.join()
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["topic"] for line in lines] == ["moodloop.emotion"] * 5

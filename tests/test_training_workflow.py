@@ -9,9 +9,10 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from moodloop.engine.cli import main
-from moodloop.engine.errors import DataError, ModelError
+from moodloop.engine.errors import ConfigError, DataError, ModelError
 from moodloop.sensor.classify import Classifier
 from moodloop.training.data import Split, load_dataset
 from moodloop.training.evaluate import EvalConfig, run_evaluation
@@ -64,6 +65,18 @@ def test_resumed_run_record(run_dir):
     assert {"best.pth", "last.pth", "history.csv", "curve.png"} <= {p.name for p in run_dir.iterdir()}
     history = read_history(run_dir)  # the resumed run logged only its own epoch
     assert sorted(history) == [1, 2] and set(history[2]) == {"train_loss", "valid_loss", "accuracy"}
+
+
+def test_sgd_keeps_momentum_in_the_checkpoint(run_dir):
+    """The default optimizer is SGD with fastai's cycled momentum, and resume gets its state back."""
+    opt = torch.load(run_dir / "last.pth", weights_only=False)["opt"]  # our own file, just written
+    assert all(0.85 <= hyper["mom"] <= 0.95 for hyper in opt["hypers"])
+    assert any("grad_avg" in state for state in opt["state"])  # momentum buffers, not plain SGD
+
+
+def test_unknown_optimizer_is_a_config_error():
+    with pytest.raises(ConfigError, match="--optimizer 'rmsprop'"):
+        Recipe(optimizer="rmsprop")
 
 
 def test_train_command_errors(data_dir, tmp_path, capsys):

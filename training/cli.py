@@ -70,11 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="one-cycle length in epochs (default 30)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: lr_find's suggestion)")
     train.add_argument("--batch-size", type=int, help="images per step (default 128)")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), help="sgd with momentum (default) or adam")
+    train.add_argument("--wd", type=float, help="weight decay (default 5e-4; around 0.05 suits adam)")
+    train.add_argument("--erase", type=float, metavar="P", help="probability of random erasing (default 0.25)")
     train.add_argument("--maxpool", action="store_true", default=None,
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
     train.add_argument("--bf16", action="store_true", default=None,
-                       help="train under bfloat16 autocast: about 2x faster on AMX CPUs and recent GPUs, "
-                            "but it did not converge in our CPU runs (docs/model.md)")
+                       help="train under bfloat16 autocast: about 2x faster on AMX CPUs and recent GPUs")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
     train.add_argument("--init", type=Path, metavar="WEIGHTS",
@@ -160,6 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
     from moodloop.training.train import train
 
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+             "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
              "maxpool": args.maxpool, "bf16": args.bf16, "seed": args.seed}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))

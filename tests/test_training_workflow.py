@@ -79,6 +79,13 @@ def test_unknown_optimizer_is_a_config_error():
         Recipe(optimizer="rmsprop")
 
 
+def test_stored_recipe_round_trip_and_unknown_settings():
+    recipe = Recipe(arch="resnet18", lr=0.01)
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(ConfigError, match="does not know: \\['mixup'\\]"):
+        Recipe.from_dict({**recipe.to_dict(), "mixup": 0.2})
+
+
 def test_train_command_errors(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "r")]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--resume"]) == 2
@@ -156,7 +163,11 @@ def test_parity_between_learner_and_exported_model(run_dir, data_dir, onnx_fp16)
 
 def test_evaluate_run_and_onnx_side_by_side(run_dir, data_dir, onnx_fp16, tmp_path, capsys):
     report, plots = tmp_path / "eval.json", tmp_path / "plots"
-    argv = ["evaluate", "--model", str(run_dir), "--model", str(onnx_fp16), "--data", str(data_dir),
+    namesake = tmp_path / "other" / onnx_fp16.name  # same file name: its plots must not overwrite
+    namesake.parent.mkdir()
+    namesake.write_bytes(onnx_fp16.read_bytes())
+    argv = ["evaluate", "--model", str(run_dir), "--model", str(onnx_fp16), "--model", str(namesake),
+            "--data", str(data_dir),
             "--json", str(report), "--plots", str(plots), "--device", "cpu"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -166,7 +177,8 @@ def test_evaluate_run_and_onnx_side_by_side(run_dir, data_dir, onnx_fp16, tmp_pa
     assert result["comparison"][0]["accuracy"] == result["accuracy"]
     assert set(result["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
     assert sorted(p.name for p in plots.iterdir()) == [
-        "model.onnx-confusion.png", "model.onnx-top_losses.png", "r18-confusion.png", "r18-top_losses.png"]
+        "1-r18-confusion.png", "1-r18-top_losses.png", "2-model.onnx-confusion.png", "2-model.onnx-top_losses.png",
+        "3-model.onnx-confusion.png", "3-model.onnx-top_losses.png"]
 
 
 def test_evaluate_whole_class_folder_with_flip_tta(onnx_fp16, tmp_path):

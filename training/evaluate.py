@@ -124,14 +124,15 @@ def run_evaluation(config: EvalConfig) -> list[Evaluation]:
     split_name = config.split or default_split(data)
     split = data.split(split_name)
     results = []
-    for model in config.models or (None,):
+    for number, model in enumerate(config.models or (None,), 1):
         predictor = load_predictor(model, config.device)
         actual = label_columns(predictor.labels, data.classes)[split.labels]
         probs = score(predictor, split.images, config.tta)
         result = evaluate(probs, actual, predictor.labels, model=predictor.name, split=split_name,
                           tta=config.tta)
         if config.plots:
-            _plot(result, probs, actual, split, config)
+            # Numbered when several: two runs' best.pth must not overwrite each other's plots.
+            _plot(result, probs, actual, split, config, f"{number}-" if len(config.models) > 1 else "")
         results.append(result)
     if config.json:
         first, *others = (asdict(r) for r in results)
@@ -142,10 +143,10 @@ def run_evaluation(config: EvalConfig) -> list[Evaluation]:
 
 
 def _plot(result: Evaluation, probs: np.ndarray, actual: np.ndarray, split: Split,
-          config: EvalConfig) -> None:
+          config: EvalConfig, prefix: str) -> None:
     from moodloop.training.plots import confusion_png, image_grid
 
-    stem = re.sub(r"[^\w.-]+", "_", result.model)
+    stem = prefix + re.sub(r"[^\w.-]+", "_", result.model)
     present = [i for i, row in enumerate(result.confusion) if sum(row)]
     confusion = np.array(result.confusion)[present]
     confusion_png(confusion, [result.labels[i] for i in present], result.labels,

@@ -104,7 +104,7 @@ class RunPredictor:
         self.device = pick_device(self.device)
         self.labels = tuple(record["classes"])
         self.name = self.run.name if self.checkpoint == "best" else f"{self.run.name}/{self.checkpoint}"
-        self.recipe = replace(Recipe(**record["recipe"]), bf16=False)
+        self.recipe = replace(Recipe.from_dict(record["recipe"]), bf16=False)
         self.norm = Normalization(**record["normalization"])
         self.learn = build_learner(self._loaders(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)),
                                    self.recipe, len(self.labels), self.run)

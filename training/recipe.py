@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 
@@ -93,6 +93,19 @@ class Recipe:
     def to_dict(self) -> dict:
         """Return the recipe as plain JSON-ready values."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Recipe:
+        """Rebuild a recipe stored by ``to_dict``.
+
+        Raises:
+            ConfigError: the stored recipe has settings this version does not know.
+        """
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"The stored recipe has settings this moodloop does not know: {unknown}. "
+                              "Update moodloop, or start a new run.")
+        return cls(**values)
 
 
 def pick_device(device: str | None) -> str:

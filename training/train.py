@@ -81,7 +81,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         if not run_path.exists():
             raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
         run = read_run(out)
-        recipe = Recipe(**run["recipe"])
+        recipe = Recipe.from_dict(run["recipe"])
         norm = Normalization(**run["normalization"])
         if tuple(run["classes"]) != data.classes:
             raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "

@@ -41,9 +41,6 @@ def test_expressive_player_is_never_bored(pool):
     assert [state for _, state, _ in changes] == ["engaged"]
 
 
-# Strict: when a better model makes it pass, the marker must go (docs/model.md tracks the model).
-@pytest.mark.xfail(strict=True, reason="the shipped model (43.5 %, below target) does not read the held "
-                   "neutral face as neutral enough for the rule; the rule itself is unit-tested")
 def test_blank_stare_becomes_bored_during_the_stare_not_before(pool):
     changes, _ = played("engaged-then-bored", pool)
     stare_start, _ = spans(SESSIONS["engaged-then-bored"])[1]

@@ -20,6 +20,8 @@ _CLEAN_EXAMPLES = """examples:
 
 _TRAIN_EXAMPLES = """examples:
   moodloop train --data ../shared/data/fer2013/fer2013-trainval.zip --out runs/fer34
+  moodloop train --data fer2013-trainval.zip --out runs/fer34 --exclude clean/exclude.txt \\
+                 --epochs 24 --lr 0.05 --bf16                  # how the shipped model was trained
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
   moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
 

@@ -22,8 +22,12 @@ from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns
 
 if TYPE_CHECKING:
     import onnx
+    import torch
 
-__all__ = ["ExportConfig", "export", "fp16_storage", "provenance", "Parity", "parity"]
+__all__ = ["ExportConfig", "export", "fp16_storage", "exported_weights", "provenance", "Parity", "parity"]
+
+_FP16_SUFFIX = "__fp16"  # a float16-stored initializer's name; a Cast restores the original name
+_MODEL_PREFIX = "0."  # the model is module 0 of the exported Sequential(model, Softmax)
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,28 @@ def fp16_storage(model: onnx.ModelProto) -> onnx.ModelProto:
         if tensor.data_type == TensorProto.FLOAT:
             name = tensor.name
             tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16),
-                                                    f"{name}__fp16"))
-            casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT,
+                                                    name + _FP16_SUFFIX))
+            casts.append(helper.make_node("Cast", [name + _FP16_SUFFIX], [name], to=TensorProto.FLOAT,
                                           name=f"{name}__cast"))
     nodes = list(graph.node)
     del graph.node[:]
     graph.node.extend(casts + nodes)
     return model
+
+
+def exported_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Read the model's state dict back from an exported file (initializers keep module paths).
+
+    Args:
+        path: an .onnx file written by ``export``, float16 or float32 storage.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    return {t.name.removesuffix(_FP16_SUFFIX).removeprefix(_MODEL_PREFIX):
+            torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
+            for t in onnx.load(str(path)).graph.initializer if t.name.startswith(_MODEL_PREFIX)}
 
 
 def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:

@@ -121,7 +121,9 @@ def _load_weights(learn: Learner, init: Path) -> None:
         raise ConfigError(f"--init {init}: no such weights file; give a run folder, a .pth checkpoint "
                           "or a model exported by `moodloop export`.")
     if path.suffix == ".onnx":
-        state = _onnx_weights(path)
+        from moodloop.training.export import exported_weights
+
+        state = exported_weights(path)
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
         state = state.get("model", state) if isinstance(state, dict) else state
@@ -132,17 +134,6 @@ def _load_weights(learn: Learner, init: Path) -> None:
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--init {path} does not fit this model: use weights trained with the same "
                           f"--arch, --maxpool and classes. ({str(exc)[:200]})") from exc
-
-
-def _onnx_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The model's state dict from the initializers of an exported file (names are module paths)."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    prefix = "0."  # the export wraps the model as Sequential(model, Softmax)
-    return {t.name.removesuffix("__fp16")[len(prefix):]: torch.from_numpy(numpy_helper.to_array(t).astype("float32"))
-            for t in graph.initializer if t.name.startswith(prefix)}
 
 
 def read_run(folder: Path) -> dict:

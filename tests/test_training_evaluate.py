@@ -1,9 +1,12 @@
-"""The evaluation arithmetic on hand-checked numbers: confusion orientation and macro-F1."""
+"""The evaluation arithmetic on hand-checked numbers: confusion orientation, macro-F1, and the
+test-time augmentation views."""
 
 import numpy as np
 import pytest
 
-from moodloop.training.evaluate import evaluate
+from moodloop.engine.cli import build_parser
+from moodloop.engine.errors import ConfigError
+from moodloop.training.evaluate import TTA, evaluate, score
 from moodloop.training.predict import label_columns
 
 
@@ -31,3 +34,44 @@ def test_macro_f1_ignores_classes_absent_from_the_data():
 def test_data_classes_map_to_model_columns_by_name():
     columns = label_columns(("happy", "sad", "angry"), ("angry", "happy"))
     assert columns.tolist() == [2, 0]
+
+
+class _Recorder:
+    """A predictor that keeps every batch it sees and answers 'class 0' with the mean pixel."""
+
+    name, labels = "recorder", ("bright", "dark")
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        self.seen.append(images.copy())
+        bright = images.reshape(len(images), -1).mean(1) / 255
+        return np.stack([bright, 1 - bright], 1).astype(np.float32)
+
+
+def test_ten_crop_averages_corner_and_centre_crops_and_their_mirrors():
+    # A left-to-right ramp: every crop and mirror shows a different mean, so the views are told apart.
+    ramp = np.tile(np.linspace(0, 250, 48).astype(np.uint8), (48, 1))
+    images = np.stack([ramp, ramp[::-1].T])
+    recorder = _Recorder()
+    probs = score(recorder, images, "tencrop")
+    assert len(recorder.seen) == 10 and all(v.shape == images.shape and v.dtype == np.uint8 for v in recorder.seen)
+    left, right = recorder.seen[0][0], recorder.seen[2 * 1][0]  # top-left crop, top-right crop
+    assert left.mean() < ramp.mean() < right.mean()  # corner crops shift the view
+    assert np.array_equal(recorder.seen[1][0], left[:, ::-1])  # each crop is followed by its mirror
+    assert np.allclose(probs, np.mean([recorder.predict(v) for v in recorder.seen[:10]], 0))
+
+
+def test_flip_tta_and_unknown_names():
+    recorder = _Recorder()
+    images = np.arange(2 * 48 * 48, dtype=np.uint8).reshape(2, 48, 48)
+    score(recorder, images, "flip")
+    assert [v[0, 0, 0] for v in recorder.seen] == [images[0, 0, 0], images[0, 0, 47]]
+    with pytest.raises(ConfigError, match="Unknown test-time augmentation 'fivecrop'"):
+        score(recorder, images, "fivecrop")
+
+    parser = build_parser()  # the CLI lists the choices as literals, to start without importing cv2
+    for name in TTA:
+        assert parser.parse_args(["evaluate", "--data", "d", "--tta", name]).tta == name
+    assert parser.parse_args(["evaluate", "--data", "d", "--tta"]).tta == "flip"

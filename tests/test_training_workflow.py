@@ -184,8 +184,8 @@ def test_evaluate_run_and_onnx_side_by_side(run_dir, data_dir, onnx_fp16, tmp_pa
 def test_evaluate_whole_class_folder_with_flip_tta(onnx_fp16, tmp_path):
     folder = write_dataset(tmp_path / "mine", "<class>", train_per_class=2, seed=5)
     (plain,) = run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=folder))
-    (tta,) = run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=folder, tta=True))
-    assert (plain.split, plain.images, tta.tta) == ("all", 14, True)
+    (tta,) = run_evaluation(EvalConfig(models=(str(onnx_fp16),), data=folder, tta="flip"))
+    assert (plain.split, plain.images, tta.tta) == ("all", 14, "flip")
 
 
 def test_evaluate_errors(onnx_fp16, tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ best.pth (best validation epoch) and lr_find.png. Without --lr, fastai's lr_find
 _EVALUATE_EXAMPLES = """examples:
   moodloop evaluate --data ../shared/data/fer2013/fer2013-trainval.zip --json out.json
   moodloop evaluate --model runs/fer34 --model sensor/models/fer_resnet34.onnx --data faces.zip
-  moodloop evaluate --model mine.onnx --data my_faces/ --plots plots/ --tta
+  moodloop evaluate --model mine.onnx --data my_faces/ --plots plots/ --tta tencrop
 
 MODEL is an exported .onnx file, a training run folder (its best.pth) or a .pth in one;
 without --model the shipped sensor/models/fer_resnet34.onnx is scored. A dataset with a
@@ -98,7 +98,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, metavar="FILE", help="write all figures to FILE")
     evaluate.add_argument("--plots", type=Path, metavar="DIR",
                           help="write confusion-matrix and top-losses PNGs (the latter shows faces)")
-    evaluate.add_argument("--tta", action="store_true", help="average with the mirrored image")
+    evaluate.add_argument("--tta", nargs="?", const="flip", choices=("flip", "tencrop"),
+                          help="test-time augmentation: 'flip' (the default when given alone) averages the "
+                               "image and its mirror; 'tencrop' five 44 px crops and their mirrors")
     _add_device(evaluate)
 
     export = _command(subparsers, "export", run_export, _EXPORT_EXAMPLES,

@@ -64,10 +64,9 @@ def run_command(args: argparse.Namespace) -> int:
         The command's exit code; 2 after printing a MoodloopError as ``moodloop: error: ...``;
         130 on a Ctrl-C the command did not handle itself.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Libraries (onnxscript, fastai's helpers) only get to say warnings; moodloop says what it does.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("moodloop").setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
         return int(args.func(args) or 0)
     except MoodloopError as exc:

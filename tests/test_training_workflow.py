@@ -143,6 +143,17 @@ def test_export_metadata_loads_in_the_sensor(run_dir, onnx_fp16):
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
 
 
+def test_onnxruntime_fuses_batchnorm_into_the_exported_convolutions(onnx_fp16, tmp_path):
+    # Unfused, every BatchNorm, ReLU and Add runs as its own pass: the sensor classified 50 % slower.
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "as_run.onnx")
+    ort.InferenceSession(str(onnx_fp16), options, providers=["CPUExecutionProvider"])
+    ops = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert "Conv" in ops and not ops & {"BatchNormalization", "Expand", "Cast"}
+
+
 def test_fp16_storage_halves_the_file_and_keeps_predictions(run_dir, data_dir, onnx_fp16, tmp_path):
     fp32 = export(ExportConfig(run_dir, tmp_path / "fp32.onnx", fp16=False))
     assert onnx_fp16.stat().st_size < 0.55 * fp32.stat().st_size

@@ -55,6 +55,7 @@ def export(config: ExportConfig) -> Path:
     """
     import onnx
     import torch
+    from onnxscript.optimizer import fold_constants, remove_unused_nodes
 
     from moodloop.sensor.classify import Classifier
 
@@ -66,8 +67,12 @@ def export(config: ExportConfig) -> Path:
                                 dynamic_shapes=({0: torch.export.Dim("N")},), external_data=False,
                                 verbose=False, optimize=False)
     # optimize=False keeps every parameter and BatchNorm statistic as an initializer named after
-    # the module path, so the shipped file doubles as `moodloop train --init` weights;
-    # onnxruntime fuses BatchNorm into the convolutions itself when the sensor loads it.
+    # the module path, so the shipped file doubles as `moodloop train --init` weights. Folding
+    # constants removes the exporter's zero-bias Expand nodes, which otherwise stop onnxruntime
+    # from fusing BatchNorm, ReLU and the residual Add into the convolutions when the sensor
+    # loads the file (measured: docs/sensor.md).
+    fold_constants(program.model)
+    remove_unused_nodes(program.model)  # and the constants that fed them
     model = program.model_proto
     if config.fp16:
         model = fp16_storage(model)

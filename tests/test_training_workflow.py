@@ -18,7 +18,7 @@ from moodloop.training.data import Split, load_dataset
 from moodloop.training.evaluate import EvalConfig, run_evaluation
 from moodloop.training.export import ExportConfig, export, parity
 from moodloop.training.predict import load_predictor
-from moodloop.training.recipe import Recipe
+from moodloop.training.recipe import Recipe, build_model
 from moodloop.training.synthetic import write_dataset
 from moodloop.training.train import _Checkpoint, read_history, train
 
@@ -82,8 +82,8 @@ def test_unknown_optimizer_is_a_config_error():
 def test_stored_recipe_round_trip_and_unknown_settings():
     recipe = Recipe(arch="resnet18", lr=0.01)
     assert Recipe.from_dict(recipe.to_dict()) == recipe
-    with pytest.raises(ConfigError, match="does not know: \\['mixup'\\]"):
-        Recipe.from_dict({**recipe.to_dict(), "mixup": 0.2})
+    with pytest.raises(ConfigError, match="does not know: \\['cutmix'\\]"):
+        Recipe.from_dict({**recipe.to_dict(), "cutmix": 0.2})
 
 
 def test_train_command_errors(data_dir, tmp_path, capsys):
@@ -213,3 +213,15 @@ def test_evaluate_errors(onnx_fp16, tmp_path, monkeypatch):
 def test_clean_with_model_scores_every_split(run_dir, data_dir, tmp_path):
     assert main(["clean", "--data", str(data_dir), "--out", str(tmp_path), "--model", str(run_dir)]) == 0
     assert "mislabeled" in json.loads((tmp_path / "clean.json").read_text())["counts"]
+
+
+def test_stem_stride_one_keeps_twice_the_resolution_and_mixup_trains(tmp_path):
+    fine, coarse = (build_model(Recipe(arch="resnet18", stem_stride=s), 7)[0] for s in (1, 2))
+    x = torch.zeros(1, 1, 48, 48)
+    assert fine(x).shape[-1] == 2 * coarse(x).shape[-1] == 6
+    data = load_dataset(write_dataset(tmp_path / "faces", train_per_class=2, valid_per_class=1))
+    run = train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=1, batch_size=4, lr=1e-3, mixup=0.4,
+                                               stem_stride=1), device="cpu")
+    assert run["recipe"]["mixup"] == 0.4 and np.isfinite(read_history(tmp_path / "run")[1]["train_loss"])
+    with pytest.raises(ConfigError, match="stem-stride"):
+        Recipe(stem_stride=3)

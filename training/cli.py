@@ -77,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--erase", type=float, metavar="P", help="probability of random erasing (default 0.25)")
     train.add_argument("--maxpool", action="store_true", default=None,
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")
+    train.add_argument("--stem-stride", type=int, choices=(1, 2),
+                       help="stride of the first convolution (default 2; 1 is about 4x slower, finer)")
+    train.add_argument("--mixup", type=float, metavar="ALPHA",
+                       help="blend pairs of training images and labels, fastai MixUp (default 0: off; 0.2-0.4 typical)")
     train.add_argument("--bf16", action="store_true", default=None,
                        help="train under bfloat16 autocast: about 2x faster on AMX CPUs and recent GPUs")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -167,7 +171,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
-             "maxpool": args.maxpool, "bf16": args.bf16, "seed": args.seed}
+             "maxpool": args.maxpool, "stem_stride": args.stem_stride, "mixup": args.mixup,
+             "bf16": args.bf16, "seed": args.seed}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:

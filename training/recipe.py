@@ -5,8 +5,9 @@ Choices, and why (FER2013 is 48x48 gray, so resolution is precious):
 * ResNet34 from scratch (no ImageNet download is possible), one input channel, and by default
   no max-pool after the stem: the feature maps stay 24x24 into layer1 instead of 12x12, the
   change the 48 px literature credits for most of a ResNet's accuracy on FER.
-* Augmentation on whole batches of tensors (one affine warp with flip, rotation, scale and
-  shift, then random erasing), because per-image PIL transforms dominate a 2-core CPU epoch.
+* Augmentation on whole batches of tensors on the training device (one affine warp with flip,
+  rotation, scale and shift, then random erasing): per-image PIL transforms dominate a 2-core
+  CPU epoch, and CPU-side work starves a GPU.
 * A plain linear head (fastai's default head kept a from-scratch model near chance) and SGD
   with momentum, as in the FER papers; Adam stays available (docs/model.md has the runs).
 * Label smoothing against FER's noisy labels; one-cycle schedule. bfloat16 autocast (``bf16``)
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.hook import num_features_model
+from fastai.callback.mixup import MixUp
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.losses import LabelSmoothingCrossEntropyFlat
@@ -53,6 +55,8 @@ class Recipe:
     Attributes:
         arch: torchvision ResNet name (see ARCHS).
         maxpool: keep the stem's max-pool (faster, coarser) or drop it (the default).
+        stem_stride: stride of the stem's first convolution: 2 as in ImageNet ResNets, or 1 to
+            keep all 48 px into layer1 (about 4x the compute, finer features).
         epochs: length of the one-cycle schedule.
         batch_size: images per step.
         lr: peak learning rate; None means "use lr_find's suggestion".
@@ -63,12 +67,14 @@ class Recipe:
         scale: maximum relative zoom in or out.
         shift: maximum shift as a fraction of the image side.
         erase: probability of erasing one random rectangle.
+        mixup: alpha of fastai's MixUp (blends pairs of images and their labels); 0 is off.
         bf16: train under bfloat16 autocast.
         seed: random seed for weights, shuffling and augmentation.
     """
 
     arch: str = "resnet34"
     maxpool: bool = False
+    stem_stride: int = 2
     epochs: int = 30
     batch_size: int = 128
     lr: float | None = None
@@ -79,6 +85,7 @@ class Recipe:
     scale: float = 0.1
     shift: float = 0.1
     erase: float = 0.25
+    mixup: float = 0.0
     bf16: bool = False
     seed: int = 0
 
@@ -87,6 +94,10 @@ class Recipe:
             raise ConfigError(f"Unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1.")
+        if self.stem_stride not in (1, 2):
+            raise ConfigError(f"--stem-stride must be 1 or 2, not {self.stem_stride}.")
+        if self.mixup < 0:
+            raise ConfigError(f"--mixup must be 0 (off) or a positive alpha, not {self.mixup}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown --optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
 
@@ -143,14 +154,15 @@ def build_model(recipe: Recipe, n_classes: int) -> nn.Module:
     model = nn.Sequential(body, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(features, n_classes)))
     if not recipe.maxpool:
         model[0][3] = nn.Identity()  # body = conv1, bn1, relu, maxpool, layer1..4
+    model[0][0].stride = (recipe.stem_stride, recipe.stem_stride)
     # Channels-last feeds the CPU's bfloat16 (AMX) kernels; in float32 it is about 20 % slower here.
     return model.to(memory_format=torch.channels_last) if recipe.bf16 else model
 
 
 def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
-    """Randomly flip, rotate, zoom, shift and erase a batch [B, 1, H, W] in one pass."""
+    """Randomly flip, rotate, zoom, shift and erase a batch [B, 1, H, W] in one pass, on its device."""
     b, _, h, w = x.shape
-    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=x.device)  # noqa: E731
     angle = (rand(b) * 2 - 1) * math.radians(recipe.rotate)
     zoom = 1 + (rand(b) * 2 - 1) * recipe.scale
     flip = torch.where(rand(b) < 0.5, -1.0, 1.0)
@@ -168,38 +180,50 @@ def _augment(x: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> tor
     ew = (area / aspect).sqrt().clamp(1, w).long()
     top = (rand(b) * (h - eh + 1)).long()
     left = (rand(b) * (w - ew + 1)).long()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
     box = ((rows >= top.view(b, 1, 1)) & (rows < (top + eh).view(b, 1, 1))
            & (cols >= left.view(b, 1, 1)) & (cols < (left + ew).view(b, 1, 1)))
     box &= (rand(b) < recipe.erase).view(b, 1, 1)
-    noise = torch.randn(x.shape, generator=generator)
+    noise = torch.randn(x.shape, generator=generator, device=x.device)
     return torch.where(box.unsqueeze(1), noise, x)
 
 
-def _collate(norm: Normalization, recipe: Recipe | None, generator: torch.Generator | None,
-             ) -> Callable[[list[tuple[torch.Tensor, torch.Tensor]]], tuple[torch.Tensor, torch.Tensor]]:
-    """Batch uint8 images into normalised tensors, augmented when ``recipe``."""
+class Augment(Callback):
+    """Augment each training batch where it already is: on a GPU the CPU would be the bottleneck."""
+
+    order, run_valid = -5, False  # before MixUp blends and Autocast casts
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+
+    def before_fit(self) -> None:
+        self.generator = torch.Generator(self.dls.device).manual_seed(self.recipe.seed)
+
+    def before_batch(self) -> None:
+        self.learn.xb = (_augment(self.xb[0], self.recipe, self.generator),)
+
+
+def _collate(norm: Normalization) -> Callable[[list[tuple[torch.Tensor, torch.Tensor]]],
+                                               tuple[torch.Tensor, torch.Tensor]]:
+    """Batch uint8 images into normalised float tensors."""
 
     def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.stack([i for i, _ in items]).unsqueeze(1).float().div_(255)
-        x = (images - norm.mean) / norm.std
-        if recipe is not None:
-            x = _augment(x, recipe, generator)
-        return x, torch.stack([y for _, y in items])
+        return (images - norm.mean) / norm.std, torch.stack([y for _, y in items])
     return collate
 
 
 def build_dataloaders(train: Split, valid: Split, recipe: Recipe, norm: Normalization,
                       device: torch.device | str = "cpu") -> DataLoaders:
-    """Wrap the splits in fastai DataLoaders: augmented shuffled train, plain valid."""
+    """Wrap the splits in fastai DataLoaders: shuffled train, plain valid (Augment augments)."""
     generator = torch.Generator().manual_seed(recipe.seed)
 
     def loader(split: Split, train_mode: bool) -> DataLoader:
         dataset = TensorDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
         return DataLoader(dataset, batch_size=recipe.batch_size if train_mode else 256,
                           shuffle=train_mode, drop_last=train_mode, generator=generator,
-                          collate_fn=_collate(norm, recipe if train_mode else None, generator))
+                          collate_fn=_collate(norm))
 
     dls = DataLoaders(loader(train, True), loader(valid, False))
     # Plain torch loaders have no .to(); the Learner moves each batch to dls.device itself.
@@ -230,6 +254,9 @@ def build_learner(dls: DataLoaders, recipe: Recipe, n_classes: int, path: Path) 
     learn = Learner(dls, model, loss_func=LabelSmoothingCrossEntropyFlat(eps=recipe.label_smoothing),
                     opt_func=OPTIMIZERS[recipe.optimizer], metrics=accuracy, wd=recipe.weight_decay,
                     path=path, model_dir=".")
+    learn.add_cb(Augment(recipe))
     if recipe.bf16:
         learn.add_cb(Autocast())
+    if recipe.mixup:
+        learn.add_cb(MixUp(recipe.mixup))
     return learn

@@ -21,7 +21,9 @@ _CLEAN_EXAMPLES = """examples:
 _TRAIN_EXAMPLES = """examples:
   moodloop train --data ../shared/data/fer2013/fer2013-trainval.zip --out runs/fer34
   moodloop train --data fer2013-trainval.zip --out runs/fer34 --exclude clean/exclude.txt \\
-                 --epochs 24 --lr 0.05 --bf16                  # how the shipped model was trained
+                 --epochs 24 --lr 0.05 --bf16                  # the shipped model's first stage;
+  moodloop train --data fer2013-trainval.zip --out runs/fer34b --exclude clean/exclude.txt \\
+                 --init runs/fer34 --epochs 42 --lr 0.03 --bf16 # its second (docs/model.md)
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
   moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
 

@@ -88,11 +88,12 @@ class ClassifyConfig:
 
     Attributes:
         margin: The square crop around the face box grows by this fraction of the box side
-            on every side (FER2013 framing: the whole face, little background).
+            on every side. 0: a Haar box already matches FER2013's framing (the face fills
+            the frame); bench/sensor_crop.py measured 59.0 % at 0 against 51.5 % at 0.1.
         threads: onnxruntime intra-op threads; 1 leaves the other core to the game.
     """
 
-    margin: float = 0.1
+    margin: float = 0.0
     threads: int = 1
 
 

@@ -15,10 +15,11 @@ from moodloop.engine.cli import main
 from moodloop.engine.errors import ConfigError, DataError, ModelError
 from moodloop.sensor.classify import Classifier
 from moodloop.training.data import Split, load_dataset
-from moodloop.training.evaluate import EvalConfig, run_evaluation
+from moodloop.training.distill import soft_targets, teacher_probs
+from moodloop.training.evaluate import EvalConfig, run_evaluation, score
 from moodloop.training.export import ExportConfig, export, parity
 from moodloop.training.predict import load_predictor
-from moodloop.training.recipe import Recipe, build_model
+from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_model
 from moodloop.training.synthetic import write_dataset
 from moodloop.training.train import _Checkpoint, read_history, train
 
@@ -225,3 +226,49 @@ def test_stem_stride_one_keeps_twice_the_resolution_and_mixup_trains(tmp_path):
     assert run["recipe"]["mixup"] == 0.4 and np.isfinite(read_history(tmp_path / "run")[1]["train_loss"])
     with pytest.raises(ConfigError, match="stem-stride"):
         Recipe(stem_stride=3)
+
+
+def test_soft_targets_blend_smoothed_labels_with_teacher_answers():
+    labels = np.array([0, 2])
+    probs = np.array([[0.2, 0.8, 0.0], [0.5, 0.25, 0.25]], np.float32)
+    np.testing.assert_allclose(soft_targets(labels, probs, 0.0, 0.3), [[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(soft_targets(labels, probs, 1.0, 0.3), probs)
+    np.testing.assert_allclose(soft_targets(labels, probs, 0.5, 0.0), [[0.6, 0.4, 0.0], [0.25, 0.125, 0.625]])
+    # The targets replace the training labels only; validation keeps the class indices.
+    split = Split(np.zeros((2, 48, 48), np.uint8), labels, ("a", "b"))
+    dls = build_dataloaders(split, split, Recipe(batch_size=2), Normalization(0.5, 0.25), targets=probs)
+    assert torch.equal(next(iter(dls.train))[1].sort(0).values, torch.from_numpy(probs).sort(0).values)
+    assert next(iter(dls.valid))[1].tolist() == [0, 2]
+
+
+def test_soft_target_loss_equals_label_smoothing_on_smoothed_one_hot(run_dir):
+    loss = load_predictor(run_dir).learn.loss_func
+    pred, labels = torch.randn(5, 7), torch.tensor([0, 3, 6, 2, 2])
+    soft = torch.from_numpy(soft_targets(labels.numpy(), np.zeros((5, 7), np.float32), 0.0, 0.1))
+    assert torch.allclose(loss(pred, soft), loss(pred, labels), atol=1e-6)
+
+
+def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_dir, tmp_path, capsys):
+    out = tmp_path / "kd"
+    argv = ["train", "--data", str(data_dir), "--out", str(out), "--arch", "resnet18", "--epochs", "1",
+            "--batch-size", "8", "--lr", "1e-3", "--device", "cpu", "--mixup", "0.4"]
+    assert main([*argv, "--teacher", str(onnx_fp16), "--teacher", str(run_dir)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["teachers"] == [str(onnx_fp16), str(run_dir)] and record["recipe"]["distill"] == 0.5
+    assert np.isfinite(read_history(out)[1]["train_loss"])
+
+    data = load_dataset(data_dir)
+    train_split = data.split("train")
+    expected = sum(score(load_predictor(m), train_split.images, "flip") for m in (onnx_fp16, run_dir)) / 2
+    cache = out / "teacher.npz"
+    stamp = cache.stat().st_mtime_ns
+    probs = teacher_probs([onnx_fp16, run_dir], train_split, data.classes, cache)
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-4)
+    assert cache.stat().st_mtime_ns == stamp  # the same teachers and images: answered from the cache
+    teacher_probs([onnx_fp16], train_split, data.classes, cache)
+    assert cache.stat().st_mtime_ns != stamp  # other teachers: scored again
+
+    assert main([*argv, "--out", str(tmp_path / "no_teacher"), "--distill", "0.5"]) == 2
+    assert main([*argv, "--teacher", str(onnx_fp16), "--distill", "1.5"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "needs both --teacher MODEL" in errors[0] and "0 to 1, not 1.5" in errors[1]

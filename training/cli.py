@@ -12,6 +12,9 @@ from pathlib import Path
 
 __all__ = ["register"]
 
+_DEFAULT_DISTILL = 0.5
+"""The teachers' share of the training targets when --teacher is given without --distill."""
+
 _CLEAN_EXAMPLES = """examples:
   moodloop clean --data ../shared/data/fer2013/fer2013-trainval.zip --out clean/
   moodloop clean --data faces.zip --out clean/ --model runs/fer34      # also flag likely mislabels
@@ -26,6 +29,8 @@ _TRAIN_EXAMPLES = """examples:
                  --init runs/fer34 --epochs 42 --lr 0.03 --bf16 # its second (docs/model.md)
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
   moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
+  moodloop train --data fer2013-trainval.zip --out runs/kd --init sensor/models/fer_resnet34.onnx \
+                 --teacher big.onnx --teacher other.onnx --distill 0.5   # distil slower models
 
 A run folder holds run.json, history.csv (metrics per epoch), last.pth (resume point),
 best.pth (best validation epoch) and lr_find.png. Without --lr, fastai's lr_find picks the rate.
@@ -83,6 +88,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="stride of the first convolution (default 2; 1 is about 4x slower, finer)")
     train.add_argument("--mixup", type=float, metavar="ALPHA",
                        help="blend pairs of training images and labels, fastai MixUp (default 0: off; 0.2-0.4 typical)")
+    train.add_argument("--teacher", action="append", default=[], type=Path, metavar="MODEL",
+                       help="distil MODEL (.onnx, run folder or .pth; repeatable): blend its answers for the "
+                            "training images into the targets, e.g. a slower, more accurate model")
+    train.add_argument("--distill", type=float, metavar="SHARE",
+                       help=f"the teachers' share of each target, 0-1 (default {_DEFAULT_DISTILL} with --teacher)")
     train.add_argument("--bf16", action="store_true", default=None,
                        help="train under bfloat16 autocast: about 2x faster on AMX CPUs and recent GPUs")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -174,12 +184,14 @@ def run_train(args: argparse.Namespace) -> int:
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
              "maxpool": args.maxpool, "stem_stride": args.stem_stride, "mixup": args.mixup,
-             "bf16": args.bf16, "seed": args.seed}
+             "bf16": args.bf16, "seed": args.seed,
+             "distill": _DEFAULT_DISTILL if args.teacher and args.distill is None else args.distill}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
-    run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init)
+    run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init,
+                teachers=args.teacher)
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
           f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
     return 0

@@ -10,7 +10,8 @@ Choices, and why (FER2013 is 48x48 gray, so resolution is precious):
   CPU epoch, and CPU-side work starves a GPU.
 * A plain linear head (fastai's default head kept a from-scratch model near chance) and SGD
   with momentum, as in the FER papers; Adam stays available (docs/model.md has the runs).
-* Label smoothing against FER's noisy labels; one-cycle schedule. bfloat16 autocast (``bf16``)
+* Label smoothing against FER's noisy labels, or soft targets from teacher models
+  (distillation, see distill.py); one-cycle schedule. bfloat16 autocast (``bf16``)
   trains about 2x faster on a CPU with AMX; float32 stays the default.
 """
 
@@ -68,6 +69,8 @@ class Recipe:
         shift: maximum shift as a fraction of the image side.
         erase: probability of erasing one random rectangle.
         mixup: alpha of fastai's MixUp (blends pairs of images and their labels); 0 is off.
+        distill: the teacher models' share of each training target (0-1); 0 trains on the labels
+            alone, and anything above needs teachers (see distill.py).
         bf16: train under bfloat16 autocast.
         seed: random seed for weights, shuffling and augmentation.
     """
@@ -86,6 +89,7 @@ class Recipe:
     shift: float = 0.1
     erase: float = 0.25
     mixup: float = 0.0
+    distill: float = 0.0
     bf16: bool = False
     seed: int = 0
 
@@ -98,6 +102,8 @@ class Recipe:
             raise ConfigError(f"--stem-stride must be 1 or 2, not {self.stem_stride}.")
         if self.mixup < 0:
             raise ConfigError(f"--mixup must be 0 (off) or a positive alpha, not {self.mixup}.")
+        if not 0 <= self.distill <= 1:
+            raise ConfigError(f"--distill is the teachers' share of the targets, 0 to 1, not {self.distill}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown --optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
 
@@ -215,12 +221,22 @@ def _collate(norm: Normalization) -> Callable[[list[tuple[torch.Tensor, torch.Te
 
 
 def build_dataloaders(train: Split, valid: Split, recipe: Recipe, norm: Normalization,
-                      device: torch.device | str = "cpu") -> DataLoaders:
-    """Wrap the splits in fastai DataLoaders: shuffled train, plain valid (Augment augments)."""
+                      device: torch.device | str = "cpu", targets: np.ndarray | None = None) -> DataLoaders:
+    """Wrap the splits in fastai DataLoaders: shuffled train, plain valid (Augment augments).
+
+    Args:
+        train: the training split.
+        valid: the validation split.
+        recipe: batch size and seed.
+        norm: the pixel normalisation.
+        device: where batches go.
+        targets: float training targets [N, K] (distillation) instead of the train labels.
+    """
     generator = torch.Generator().manual_seed(recipe.seed)
 
     def loader(split: Split, train_mode: bool) -> DataLoader:
-        dataset = TensorDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
+        labels = targets if train_mode and targets is not None else split.labels
+        dataset = TensorDataset(torch.from_numpy(split.images), torch.from_numpy(labels))
         return DataLoader(dataset, batch_size=recipe.batch_size if train_mode else 256,
                           shuffle=train_mode, drop_last=train_mode, generator=generator,
                           collate_fn=_collate(norm))
@@ -247,11 +263,22 @@ class Autocast(Callback):
         self.ctx.__exit__(None, None, None)
 
 
+class _SoftTargetLoss(LabelSmoothingCrossEntropyFlat):
+    """Label smoothing for class indices; plain cross-entropy for probability targets (distillation)."""
+
+    def __call__(self, inp: torch.Tensor, targ: torch.Tensor, **kwargs) -> torch.Tensor:
+        if not targ.is_floating_point():
+            return super().__call__(inp, targ, **kwargs)
+        loss = -(targ * F.log_softmax(inp.float(), dim=-1)).sum(-1)
+        # MixUp asks for per-image losses by setting reduction to "none".
+        return {"mean": loss.mean, "sum": loss.sum}.get(self.reduction, lambda: loss)()
+
+
 def build_learner(dls: DataLoaders, recipe: Recipe, n_classes: int, path: Path) -> Learner:
     """Create the fastai Learner for ``recipe`` with checkpoints under ``path``."""
     torch.manual_seed(recipe.seed)
     model = build_model(recipe, n_classes).to(dls.device)
-    learn = Learner(dls, model, loss_func=LabelSmoothingCrossEntropyFlat(eps=recipe.label_smoothing),
+    learn = Learner(dls, model, loss_func=_SoftTargetLoss(eps=recipe.label_smoothing),
                     opt_func=OPTIMIZERS[recipe.optimizer], metrics=accuracy, wd=recipe.weight_decay,
                     path=path, model_dir=".")
     learn.add_cb(Augment(recipe))

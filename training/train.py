@@ -8,6 +8,7 @@ A run lives in one folder (``--out``)::
     last.pth       weights + optimizer after the latest epoch (what --resume continues from)
     best.pth       weights of the best validation epoch (what export uses)
     lr_find.png    the learning-rate finder's plot
+    teacher.npz    the teachers' answers for the training images (distillation only)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import csv
 import json
 import logging
 from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -27,6 +29,7 @@ from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr
 
 from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.training.data import Dataset
+from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
                                       pick_device)
@@ -59,7 +62,8 @@ class _Checkpoint(Callback):
 
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
-          device: str | None = None, lr_find_iters: int = 100, init: Path | None = None) -> dict:
+          device: str | None = None, lr_find_iters: int = 100, init: Path | None = None,
+          teachers: Sequence[Path] = ()) -> dict:
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
@@ -72,6 +76,8 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         init: start from these weights instead of random ones: a run folder (its best.pth), a
             .pth checkpoint or an exported .onnx of the same architecture and classes (no
             ImageNet download here; the shipped model continues training this way).
+        teachers: models whose answers make up ``recipe.distill`` of the training targets
+            (distill.py). With ``resume`` the stored teachers are used instead.
     """
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -84,6 +90,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         run = read_run(out)
         recipe = Recipe.from_dict(run["recipe"])
         norm = Normalization(**run["normalization"])
+        teachers = [Path(t) for t in run.get("teachers", [])]
         if tuple(run["classes"]) != data.classes:
             raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "
                               f"this data has {list(data.classes)}: use the same data and --merge.")
@@ -91,8 +98,17 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         norm = Normalization.of(train_split)
         run = {"classes": list(data.classes), "normalization": vars(norm), "layout": data.layout,
                "train_images": len(train_split), "valid_images": len(valid_split), "epochs_done": 0}
+        if teachers:
+            run["teachers"] = [str(t) for t in teachers]
+    if bool(teachers) != (recipe.distill > 0):
+        raise ConfigError("Distillation needs both --teacher MODEL and a --distill share above 0; "
+                          f"got {len(teachers)} teacher(s) and --distill {recipe.distill}.")
 
-    dls = build_dataloaders(train_split, valid_split, recipe, norm, device)
+    targets = None
+    if teachers:
+        probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
+        targets = soft_targets(train_split.labels, probs, recipe.distill, recipe.label_smoothing)
+    dls = build_dataloaders(train_split, valid_split, recipe, norm, device, targets)
     learn = build_learner(dls, recipe, len(data.classes), out)
     if resume:
         learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code

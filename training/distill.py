@@ -1,0 +1,79 @@
+"""Knowledge distillation: train the fast model on the answers of slower, better ones.
+
+The sensor needs a model that classifies a face in a few milliseconds, yet larger models (a
+stride-1 stem, an ensemble) score higher. Distillation keeps the fast architecture and changes
+only its training targets: each training image's label is blended with the probabilities the
+teacher models give it (averaged over teachers and over the image and its mirror). FER's
+labels are noisy, and a teacher's "60 % sad, 30 % neutral" carries more than the one-hot label.
+
+Teachers run once per run, before the first epoch, on the un-augmented training images (the
+augmentations are mild enough for the answer to stand); the result is cached in the run folder
+(``teacher.npz``), so ``--resume`` does not pay for it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from moodloop.engine.errors import ConfigError
+from moodloop.training.data import Split
+from moodloop.training.evaluate import score
+from moodloop.training.predict import label_columns, load_predictor
+
+__all__ = ["teacher_probs", "soft_targets", "TEACHER_FILE"]
+
+log = logging.getLogger(__name__)
+TEACHER_FILE = "teacher.npz"
+
+
+def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str], cache: Path,
+                  device: str | None = None) -> np.ndarray:
+    """Return the teachers' mean probabilities [N, len(classes)] for ``split``, cached in ``cache``.
+
+    Args:
+        teachers: models as ``moodloop evaluate --model`` takes them (.onnx, run folder, .pth).
+        split: the training images, in training order.
+        classes: the dataset's classes; every teacher must predict each of them.
+        cache: an .npz file; reused when it holds these teachers' answers for these images.
+        device: where checkpoint teachers run.
+
+    Raises:
+        ConfigError: no teachers were given.
+    """
+    if not teachers:
+        raise ConfigError("Distillation needs at least one --teacher model.")
+    key = np.array([str(t) for t in teachers] + list(split.names))
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if np.array_equal(stored["key"], key):
+                return stored["probs"]
+    total = np.zeros((len(split), len(classes)), np.float32)
+    for teacher in teachers:
+        log.info("scoring %d training images with teacher %s", len(split), teacher)
+        predictor = load_predictor(teacher, device)
+        total += score(predictor, split.images, "flip")[:, label_columns(predictor.labels, classes)]
+    probs = total / total.sum(1, keepdims=True)  # renormalise over the dataset's classes
+    np.savez(cache, key=key, probs=probs)
+    return probs
+
+
+def soft_targets(labels: np.ndarray, probs: np.ndarray, weight: float, smoothing: float) -> np.ndarray:
+    """Blend label-smoothed one-hot labels with teacher probabilities.
+
+    Args:
+        labels: int class indices [N].
+        probs: teacher probabilities [N, K].
+        weight: the teacher's share of the target, 0-1.
+        smoothing: label-smoothing epsilon applied to the one-hot part.
+
+    Returns:
+        float32 targets [N, K] whose rows sum to 1.
+    """
+    k = probs.shape[1]
+    hard = np.full(probs.shape, smoothing / k, np.float32)
+    hard[np.arange(len(labels)), labels] += 1 - smoothing
+    return ((1 - weight) * hard + weight * probs).astype(np.float32)

@@ -255,6 +255,9 @@ def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_
     assert main([*argv, "--teacher", str(onnx_fp16), "--teacher", str(run_dir)]) == 0
     record = json.loads((out / "run.json").read_text())
     assert record["teachers"] == [str(onnx_fp16), str(run_dir)] and record["recipe"]["distill"] == 0.5
+    exported = tmp_path / "kd.onnx"
+    assert main(["export", "--run", str(out), "--out", str(exported)]) == 0
+    assert Classifier(exported).info.provenance["teachers"] == record["teachers"]
     assert np.isfinite(read_history(out)[1]["train_loss"])
 
     data = load_dataset(data_dir)

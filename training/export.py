@@ -146,6 +146,9 @@ def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
         "data": {"layout": record.get("layout"), "train_images": record.get("train_images"),
                  "valid_images": record.get("valid_images"), "classes": record["classes"]},
         "recipe": record["recipe"],
+        # The models it started from and learnt from, as the run was given them.
+        "init": record.get("init"),
+        "teachers": record.get("teachers", []),
         "metrics": {"epoch": epoch, "epochs_done": record.get("epochs_done"),
                     "valid_accuracy": record.get("best_accuracy") if checkpoint == "best" else None,
                     **history.get(epoch, {})},

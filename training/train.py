@@ -16,8 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch

@@ -29,7 +29,7 @@ _TRAIN_EXAMPLES = """examples:
                  --init runs/fer34 --epochs 42 --lr 0.03 --bf16 # its second (docs/model.md)
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
   moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
-  moodloop train --data fer2013-trainval.zip --out runs/kd --init sensor/models/fer_resnet34.onnx \
+  moodloop train --data fer2013-trainval.zip --out runs/kd --init sensor/models/fer_resnet34.onnx \\
                  --teacher big.onnx --teacher other.onnx --distill 0.5   # distil slower models
 
 A run folder holds run.json, history.csv (metrics per epoch), last.pth (resume point),

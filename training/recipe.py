@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.hook import num_features_model
-from fastai.callback.mixup import MixUp
+from fastai.callback.mixup import MixUp, reduce_loss
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.losses import LabelSmoothingCrossEntropyFlat
@@ -270,8 +270,7 @@ class _SoftTargetLoss(LabelSmoothingCrossEntropyFlat):
         if not targ.is_floating_point():
             return super().__call__(inp, targ, **kwargs)
         loss = -(targ * F.log_softmax(inp.float(), dim=-1)).sum(-1)
-        # MixUp asks for per-image losses by setting reduction to "none".
-        return {"mean": loss.mean, "sum": loss.sum}.get(self.reduction, lambda: loss)()
+        return reduce_loss(loss, self.reduction)  # MixUp sets "none" to get per-image losses
 
 
 def build_learner(dls: DataLoaders, recipe: Recipe, n_classes: int, path: Path) -> Learner:

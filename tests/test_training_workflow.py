@@ -5,6 +5,9 @@ Kept small for a busy 2-core CPU: ResNet18, 56 training images, two epochs.
 """
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -270,6 +273,15 @@ def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_
     assert cache.stat().st_mtime_ns == stamp  # the same teachers and images: answered from the cache
     teacher_probs([onnx_fp16], train_split, data.classes, cache)
     assert cache.stat().st_mtime_ns != stamp  # other teachers: scored again
+    teacher = Path(shutil.copy(onnx_fp16, tmp_path / "teacher.onnx"))
+    teacher_probs([teacher], train_split, data.classes, cache)
+    stamp = cache.stat().st_mtime_ns
+    teacher_probs([teacher], train_split, data.classes, cache)
+    assert cache.stat().st_mtime_ns == stamp
+    before = teacher.stat()
+    os.utime(teacher, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # as if retrained in place
+    teacher_probs([teacher], train_split, data.classes, cache)
+    assert cache.stat().st_mtime_ns != stamp  # a changed teacher file: scored again
 
     assert main([*argv, "--out", str(tmp_path / "no_teacher"), "--distill", "0.5"]) == 2
     assert main([*argv, "--teacher", str(onnx_fp16), "--distill", "1.5"]) == 2

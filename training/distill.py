@@ -8,7 +8,9 @@ labels are noisy, and a teacher's "60 % sad, 30 % neutral" carries more than the
 
 Teachers run once per run, before the first epoch, on the un-augmented training images (the
 augmentations are mild enough for the answer to stand); the result is cached in the run folder
-(``teacher.npz``), so ``--resume`` does not pay for it again.
+(``teacher.npz``), so ``--resume`` does not pay for it again. The cache is keyed by the image
+names and each teacher's path, size and modification time, so a teacher retrained in place is
+asked again.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
         teachers: models as ``moodloop evaluate --model`` takes them (.onnx, run folder, .pth).
         split: the training images, in training order.
         classes: the dataset's classes; every teacher must predict each of them.
-        cache: an .npz file; reused when it holds these teachers' answers for these images.
+        cache: an .npz file; reused when it holds these teachers' answers for these images
+            (same paths, and files unchanged since).
         device: where checkpoint teachers run.
 
     Raises:
@@ -46,7 +49,7 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
     """
     if not teachers:
         raise ConfigError("Distillation needs at least one --teacher model.")
-    key = np.array([str(t) for t in teachers] + list(split.names))
+    key = np.array([_fingerprint(Path(t)) for t in teachers] + list(split.names))
     if cache.is_file():
         with np.load(cache) as stored:
             if np.array_equal(stored["key"], key):
@@ -59,6 +62,13 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
     probs = total / total.sum(1, keepdims=True)  # renormalise over the dataset's classes
     np.savez(cache, key=key, probs=probs)
     return probs
+
+
+def _fingerprint(teacher: Path) -> str:
+    """Name a teacher's current weights: its path plus its weights file's size and mtime."""
+    weights = teacher / "best.pth" if teacher.is_dir() else teacher  # a run folder's teacher is best.pth
+    stat = weights.stat() if weights.is_file() else None
+    return f"{teacher} {stat.st_size} {stat.st_mtime_ns}" if stat else str(teacher)
 
 
 def soft_targets(labels: np.ndarray, probs: np.ndarray, weight: float, smoothing: float) -> np.ndarray:

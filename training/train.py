@@ -14,6 +14,8 @@ A run lives in one folder (``--out``)::
 from __future__ import annotations
 
 import csv
+import ctypes
+import ctypes.util
 import json
 import logging
 from collections.abc import Sequence
@@ -59,6 +61,23 @@ class _Checkpoint(Callback):
             self.run.update(best_accuracy=accuracy, best_epoch=self.epoch + 1)
         (self.folder / RUN_FILE).write_text(json.dumps(self.run, indent=2))
         plot_history(self.folder)
+
+
+class _ReleaseMemory(Callback):
+    """Hand the C heap's free pages back to the system after each epoch (glibc only).
+
+    Each batch's tensors are freed, but glibc keeps the pages, fragmented across arenas: without
+    this a CPU run grew about 0.5 GB an epoch and a 45-epoch run would not fit 23 GB.
+    """
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        self.trim = getattr(libc, "malloc_trim", None)  # absent on macOS, Windows and musl
+
+    def after_epoch(self) -> None:
+        if self.trim is not None:
+            self.trim(0)
 
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
@@ -127,7 +146,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if start < recipe.epochs:
         learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
                             cbs=[CSVLogger(fname="history.csv", append=start > 0),
-                                 _Checkpoint(out, run)])
+                                 _Checkpoint(out, run), _ReleaseMemory()])
     return run
 
 

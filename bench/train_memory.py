@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import threading
 import time
@@ -31,11 +32,10 @@ def rss_mib() -> int:
     return int(status.split("VmRSS:")[1].split()[0]) // 1024
 
 
-def watch(run: Path, stop: threading.Event, rows: list[tuple[int, int]], peak: list[int]) -> None:
-    """Record (epoch, MiB) whenever the run's record counts one more epoch; track the peak."""
+def watch(run: Path, stop: threading.Event, rows: list[tuple[int, int]]) -> None:
+    """Record (epoch, MiB) whenever the run's record counts one more epoch."""
     done = 0
     while not stop.wait(0.2):
-        peak[0] = max(peak[0], rss_mib())
         try:
             epochs = json.loads((run / "run.json").read_text())["epochs_done"]
         except (OSError, ValueError, KeyError):
@@ -56,10 +56,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = load_dataset(write_dataset(Path(tmp) / "data", train_per_class=args.per_class, valid_per_class=40))
-        run, stop, rows, peak = Path(tmp) / "run", threading.Event(), [], [rss_mib()]
-        print(f"start: {peak[0]} MiB; {len(data.split('train'))} training images, {args.epochs} epochs, "
+        run, stop, rows = Path(tmp) / "run", threading.Event(), []
+        print(f"start: {rss_mib()} MiB; {len(data.split('train'))} training images, {args.epochs} epochs, "
               f"heap {'kept' if args.keep_heap else 'released'} after each epoch")
-        watcher = threading.Thread(target=watch, args=(run, stop, rows, peak), daemon=True)
+        watcher = threading.Thread(target=watch, args=(run, stop, rows), daemon=True)
         watcher.start()
         start = time.perf_counter()
         train_module.train(data, run, Recipe(epochs=args.epochs, lr=0.05, bf16=True), device="cpu")
@@ -69,7 +69,8 @@ def main() -> None:
     for epoch, mib in rows:
         print(f"after epoch {epoch}: {mib} MiB")
     growth = (rows[-1][1] - rows[0][1]) / max(len(rows) - 1, 1) if rows else float("nan")
-    print(f"peak {peak[0]} MiB; growth {growth:.0f} MiB an epoch after the first; "
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # the kernel's high-water mark, in KiB
+    print(f"peak {peak} MiB; growth {growth:.0f} MiB an epoch after the first; "
           f"{time.perf_counter() - start:.0f} s")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from moodloop.engine.errors import ConfigError
 from moodloop.training.data import Split
 from moodloop.training.evaluate import score
-from moodloop.training.predict import label_columns, load_predictor
+from moodloop.training.predict import label_columns, load_predictor, weights_file
 
 __all__ = ["teacher_probs", "soft_targets", "TEACHER_FILE"]
 
@@ -66,9 +66,11 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
 
 def _fingerprint(teacher: Path) -> str:
     """Name a teacher's current weights: its path plus its weights file's size and mtime."""
-    weights = teacher / "best.pth" if teacher.is_dir() else teacher  # a run folder's teacher is best.pth
-    stat = weights.stat() if weights.is_file() else None
-    return f"{teacher} {stat.st_size} {stat.st_mtime_ns}" if stat else str(teacher)
+    weights = weights_file(teacher)
+    if not weights.is_file():
+        return str(teacher)  # loading it will say what is wrong
+    stat = weights.stat()
+    return f"{teacher} {stat.st_size} {stat.st_mtime_ns}"
 
 
 def soft_targets(labels: np.ndarray, probs: np.ndarray, weight: float, smoothing: float) -> np.ndarray:

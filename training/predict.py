@@ -24,7 +24,7 @@ from moodloop.training.data import IMAGE_SIZE, Split
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
 
-__all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns"]
+__all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns", "weights_file"]
 
 
 class Predictor(Protocol):
@@ -150,6 +150,11 @@ def load_predictor(model: str | Path | None, device: str | None = None) -> Predi
         return RunPredictor(path, device=device)
     raise ModelError(f"Cannot load model {path}: expected an .onnx file, a training run folder "
                      "(with run.json and best.pth) or a .pth checkpoint in one.")
+
+
+def weights_file(model: Path) -> Path:
+    """Return the file that holds a model's weights: a run folder's best.pth, else ``model`` itself."""
+    return model / "best.pth" if model.is_dir() else model
 
 
 def label_columns(model_labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.training.data import Dataset
 from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
+from moodloop.training.predict import weights_file
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
                                       pick_device)
 
@@ -152,7 +153,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
 
 def _load_weights(learn: Learner, init: Path) -> None:
     """Load model weights (not the optimizer) from a run folder, a .pth checkpoint or an export."""
-    path = init / "best.pth" if init.is_dir() else init
+    path = weights_file(init)
     if not path.is_file():
         raise ConfigError(f"--init {init}: no such weights file; give a run folder, a .pth checkpoint "
                           "or a model exported by `moodloop export`.")

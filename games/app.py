@@ -211,8 +211,8 @@ class _Game:
         for event in pg.event.get():
             self._handle(event)
         self.feed.check()
-        decision = self.mood.update(self.frame, dt)
         world = self.world
+        decision = self.mood.update(self.frame, dt, playing=not (world.paused or world.over))
         if not self.asking:
             world.react(intervene=decision.intervene, intensity=decision.intensity, away=decision.pause)
             self.mood.settle(self.frame)

@@ -41,7 +41,9 @@ class MoodView:
 class Hud:
     """Draws the top strip: score, lives and pace always; the mood part (H toggles it) beside them.
 
-    The strip sits above the playfield (`Tuning.top`), so the HUD never hides a rock.
+    The strip sits above the playfield (`Tuning.top`), so the score and the mood never hide a
+    rock. Only two lines of small text go over the field's bottom edge: the key hints (with the
+    mood part) and a note when something went wrong.
     """
 
     def __init__(self, text: Text) -> None:

@@ -85,8 +85,15 @@ class Mood(Closeable):
         status = None if self._sub is None else self._sub.status
         return None if status is None or not self.online else status.camera
 
-    def update(self, frame: int, dt: float) -> Decision:
-        """Poll without blocking, smooth the bars and decide this frame's reaction."""
+    def update(self, frame: int, dt: float, *, playing: bool = True) -> Decision:
+        """Poll without blocking, smooth the bars and decide this frame's reaction.
+
+        Args:
+            frame: The frame number, to record when a state change arrived.
+            dt: Seconds since the last frame, for the bars' smoothing.
+            playing: False while the game is paused or over: the director then decides
+                nothing and keeps its cooldown, and boredom must build up again in play.
+        """
         if self._sub is not None:
             received = time.monotonic() - self._started
             self._pending += [(msg, frame, received) for msg in self._sub.poll() if isinstance(msg, State)]
@@ -95,7 +102,8 @@ class Mood(Closeable):
         keep = math.exp(-dt / self._smoothing_s)
         for label in target.keys() | self.bars.keys():  # a retrained model may bring other labels
             self.bars[label] = keep * self.bars.get(label, 0.0) + (1 - keep) * target.get(label, 0.0)
-        self.decision = self._director.update(self.state)
+        # "unknown" is the director's only way to hold: it resets the boredom timer, not the cooldown.
+        self.decision = self._director.update(self.state if playing else "unknown")
         return self.decision
 
     def settle(self, frame: int) -> None:

@@ -24,6 +24,7 @@ __all__ = ["register", "run", "plan_feed"]
 log = logging.getLogger(__name__)
 
 NO_CAMERA_HINT = "No webcam? Try  moodloop play --mock bored  or  --source VIDEO."
+SENSOR_ERROR_HINT = "Its own message in the terminal says why."  # the child shares the game's stderr
 
 EXAMPLES = """\
 examples:
@@ -134,7 +135,8 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
         extra += ["--model", str(args.model)]
     argv = tuple(sensor_command(source, endpoint, extra=extra))
     camera = source.isdigit()
-    plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=NO_CAMERA_HINT)
+    hint = NO_CAMERA_HINT if camera else SENSOR_ERROR_HINT
+    plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=hint)
     if not camera:
         return plan, False
     if args.accept_sensing:

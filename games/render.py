@@ -33,7 +33,9 @@ class Text:
         if key not in self._cache:
             if len(self._cache) > 1000:  # scores and timers change; keep memory flat
                 self._cache.clear()
-            font = self._fonts.setdefault(size, pygame.font.Font(None, size))
+            font = self._fonts.get(size)
+            if font is None:  # loading a font is slow: once per size
+                font = self._fonts[size] = pygame.font.Font(None, size)
             self._cache[key] = font.render(text, True, color)
         return self._cache[key]
 

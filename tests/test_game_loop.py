@@ -10,6 +10,7 @@ os.environ["SDL_AUDIODRIVER"] = "dummy"
 import pygame
 import pytest
 
+from moodloop.engine.director import Director
 from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State
 from moodloop.engine.publisher import Publisher
@@ -22,13 +23,18 @@ from moodloop.games.render import Renderer, Text
 from moodloop.games.rules import HEIGHT, WIDTH, World
 
 
+def bored() -> State:
+    now = time.time()
+    return State(t=now, state="bored", previous="engaged", since=now, confidence=0.9)
+
+
 def test_a_state_change_reaches_gameplay_in_the_frame_it_arrives():
     endpoint = free_endpoint()
     with Publisher(endpoint) as pub, Mood(endpoint) as mood:
         deadline = time.monotonic() + 5
         frame = 0
         while not mood.changes and time.monotonic() < deadline:  # resend until the subscriber has joined
-            pub.publish(State(t=time.time(), state="bored", previous="engaged", since=time.time(), confidence=0.9))
+            pub.publish(bored())
             time.sleep(0.02)
             mood.update(frame, 1 / 60)
             mood.settle(frame)
@@ -91,12 +97,22 @@ def canvas():
     pygame.quit()
 
 
-@pytest.mark.parametrize("scene", ["playing", "wave", "paused", "away", "countdown", "over"])
-def test_every_scene_draws(canvas, scene):
+@pytest.mark.parametrize("scene", ["wave", "paused", "away", "countdown", "over"])
+def test_every_scene_draws_its_own_frame(canvas, scene):
     text = Text()
+    renderer, hud = Renderer(text, (WIDTH, HEIGHT)), Hud(text)
+    bars = {"happy": 0.7, "sad": 0.3}
+    view = MoodView(link="offline", camera="on", state="bored", state_age=4.2, bars=bars, note="The sensor stopped")
     world = World(seed=1)
     for _ in range(200):
         world.step(1 / 60)
+
+    def frame() -> bytes:
+        renderer.draw(canvas, world, now=1.0)
+        hud.draw(canvas, world, view)
+        return pygame.image.tobytes(canvas, "RGB")
+
+    playing = frame()
     if scene == "wave":
         world.react(intervene=True, intensity=1.0, away=False)
         world.boost = 0.5
@@ -104,10 +120,7 @@ def test_every_scene_draws(canvas, scene):
     world.away = scene == "away"
     world.resume_in = 1.0 if scene == "countdown" else 0.0
     world.over = scene == "over"
-    Renderer(text, (WIDTH, HEIGHT)).draw(canvas, world, now=1.0)
-    bars = {"happy": 0.7, "sad": 0.3}
-    view = MoodView(link="offline", camera="on", state="bored", state_age=4.2, bars=bars, note="The sensor stopped")
-    Hud(text).draw(canvas, world, view)
+    assert frame() != playing
 
 
 def test_notice_draws(canvas):
@@ -129,3 +142,25 @@ def test_the_notice_comes_before_the_camera_and_the_answer_is_kept(canvas, monke
         game._tick(1 / 60)
         assert feed.camera_on is accepted and consent.load() is accepted
         assert feed.kind == (SENSOR if accepted else OFF)
+
+
+@pytest.mark.parametrize(("hold", "resume"), [("paused", pygame.K_p), ("over", pygame.K_r)], ids=["paused", "over"])
+def test_the_director_waits_while_the_game_is_paused_or_over(canvas, hold, resume):
+    endpoint = free_endpoint()
+    director = Director(bored_after=0.0, cooldown=60.0)  # a wave on the first bored frame, then none for a minute
+    feed = Feed(FeedPlan(kind=SENSOR, endpoint=endpoint))  # subscribes only: the test publishes
+    with Publisher(endpoint) as pub, feed, Mood(endpoint, director=director) as mood:
+        game = _Game(GameConfig(), feed, mood)
+        setattr(game.world, hold, True)
+        deadline = time.monotonic() + 5
+        while mood.state != "bored":  # resend until the subscriber has joined
+            assert time.monotonic() < deadline, "the game never heard the publisher"
+            pub.publish(bored())
+            time.sleep(0.02)
+            game._tick(1 / 60)
+        for _ in range(5):  # bored on every frame, and still held
+            game._tick(1 / 60)
+        assert game.world.tally.waves == 0
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=resume))
+        game._tick(1 / 60)
+        assert game.world.tally.waves == 1 and game.world.wave is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from moodloop.games.feed import Child
+from moodloop.games.play import NO_CAMERA_HINT, SENSOR_ERROR_HINT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to see whether a process is gone")
 
@@ -80,8 +81,8 @@ class Fake:
             "SDL_AUDIODRIVER": "dummy",
         }
 
-    def play(self, *args: str) -> subprocess.Popen:
-        argv = [sys.executable, str(self.tmp / "driver.py"), "--source", "clip.mp4", "--headless", *args]
+    def play(self, *args: str, source: str = "clip.mp4") -> subprocess.Popen:
+        argv = [sys.executable, str(self.tmp / "driver.py"), "--source", source, "--headless", *args]
         return subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, text=True)
 
     @property
@@ -100,15 +101,21 @@ def test_sensor_gets_the_source_a_free_endpoint_headless_and_quiet(tmp_path):
     assert argv[argv.index("--endpoint") + 1].startswith("tcp://127.0.0.1:")
 
 
-def test_sensor_crash_leaves_the_game_running_offline(tmp_path):
+HINTS = {"clip.mp4": SENSOR_ERROR_HINT, "0": NO_CAMERA_HINT}  # only a missing camera calls for --mock
+
+
+@pytest.mark.parametrize("source", HINTS)
+def test_sensor_crash_leaves_the_game_running_offline_with_the_hint_for_its_source(tmp_path, source):
     fake = Fake(tmp_path, "crash")
     stats = tmp_path / "s.json"
-    game = fake.play("--frames", "90", "--stats", str(stats))
+    game = fake.play("--frames", "90", "--stats", str(stats), "--accept-sensing", source=source)
     _, stderr = game.communicate(timeout=60)
     assert game.returncode == 0
     report = json.loads(stats.read_text())
     assert report["frames"] == 90 and "exit code 3" in report["feed_failure"]
-    assert "Could not open camera" in stderr and "--mock" in stderr
+    assert report["feed_failure"].endswith(HINTS[source])  # the note the game shows
+    assert "Could not open camera" in stderr  # the sensor's own message, the one the hint points to
+    assert [hint for hint in HINTS.values() if hint in stderr] == [HINTS[source]]
 
 
 def test_game_exit_stops_the_sensor(tmp_path):

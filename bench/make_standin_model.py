@@ -26,7 +26,7 @@ def build_model(stem: str):
     net = resnet34(num_classes=len(LABELS))
     net.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     if stem == "nomaxpool":
-        # 48 px faces are small: skipping the max-pool keeps a 12x12 map after the stem.
+        # 48 px faces are small: skipping the max-pool keeps a 24x24 map after the stem (12x12 with it).
         net.maxpool = torch.nn.Identity()
     return torch.nn.Sequential(net, torch.nn.Softmax(dim=1)).eval()
 

@@ -7,9 +7,8 @@ background when ../shared/data/fer2013 exists, else from a drawn face; it is del
 resident memory every minute (it must not grow).
 
 Usage:
-    uv run python bench/make_standin_model.py           # until the trained model exists
-    uv run python bench/sensor.py --model runs/standin.onnx
-    uv run python bench/sensor.py --model runs/standin.onnx --soak-minutes 60
+    uv run python bench/sensor.py                       # the shipped model
+    uv run python bench/sensor.py --model runs/other.onnx --soak-minutes 60
 """
 
 from __future__ import annotations

@@ -63,13 +63,21 @@ def test_duplicates_inside_validation_are_reported_not_excluded(tmp_path):
 
 
 def test_mislabel_evidence_from_model_probabilities(tmp_path):
-    data = load_dataset(write_dataset(tmp_path / "faces", train_per_class=1, valid_per_class=1))
+    root = write_dataset(tmp_path / "faces", train_per_class=1, valid_per_class=1)
+    shutil.copy(root / "train" / "fear" / "0002.png", root / "train" / "fear" / "again.png")
+    data = load_dataset(root)
     probs = {name: np.eye(7)[split.labels] * 0.9 + 0.1 / 7 for name, split in data.splits.items()}
-    probs["train"][2] = [0.97, 0.005, 0.005, 0.005, 0.005, 0.005, 0.005]  # labelled fear, looks angry
-    probs["train"][4] = [0.50, 0.005, 0.005, 0.005, 0.01, 0.47, 0.005]  # unsure: not flagged
-    (finding,) = find_issues(data, probs, CleanConfig())
-    assert (finding.kind, finding.name) == ("mislabeled", "train/fear/0002.png")
-    assert "model says angry 0.97" in finding.detail
+    names = data.split("train").names
+    for name in ("train/fear/0002.png", "train/fear/again.png"):  # labelled fear, looks angry
+        probs["train"][names.index(name)] = [0.97, 0.005, 0.005, 0.005, 0.005, 0.005, 0.005]
+    probs["train"][names.index("train/sad/0005.png")] = [0.50, 0.005, 0.005, 0.005, 0.01, 0.47, 0.005]  # unsure
+    findings = find_issues(data, probs, CleanConfig())
+    assert [(f.kind, f.name) for f in findings] == [("duplicate", "train/fear/again.png"),  # once, as a copy
+                                                     ("mislabeled", "train/fear/0002.png")]
+    assert "model says angry 0.97" in findings[1].detail
+    report = write_report(data, findings, tmp_path / "report", "faces", model="runs/mine")
+    assert report["excluded"] == 2 and report["model"] == "runs/mine"
+    assert "Mislabel evidence from `runs/mine`" in (tmp_path / "report" / "clean.md").read_text()
 
 
 def test_dhash_ignores_brightness_but_not_content():

@@ -1,5 +1,7 @@
 """Dataset layouts, layout errors, class merging, unreadable files and exclusion lists."""
 
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,9 @@ def test_csv_file_directly_and_private_test_rows_are_never_loaded(tmp_path):
     data = load_dataset(csv)
     assert {k: len(s) for k, s in data.splits.items()} == {"train": 7, "valid": 7}
     assert data.split("train").names[0] == "csv:0"
+    csv.write_text("emotion,pixels,Usage\n3," + " ".join(["0"] * 2304) + ",PrivateTest\n")
+    with pytest.raises(DataError, match="no Training or PublicTest rows"):
+        load_dataset(csv)
 
 
 def test_csv_emotion_codes_follow_fer2013_not_alphabetical_order(tmp_path):
@@ -102,6 +107,27 @@ def test_unreadable_files_are_flagged_and_can_be_excluded(tmp_path):
     assert len(kept.split("valid")) == 28
     with pytest.raises(DataError, match="Exclusion list not found"):
         read_exclusions(tmp_path / "nope.txt")
+
+
+def test_an_exclusion_list_for_another_copy_is_refused_and_strays_are_named(tmp_path, caplog):
+    data = load_dataset(write_dataset(tmp_path / "d", train_per_class=1))
+    with pytest.raises(DataError, match=r"None of the 1 images.*'faces/train/angry/0000.png'.*another copy"):
+        data.without({"faces/train/angry/0000.png"})
+    with caplog.at_level(logging.WARNING):
+        assert len(data.without({"train/angry/0000.png", "train/gone.png"}).split("train")) == 6
+    assert "1 images on the exclusion list are not in this dataset, e.g. train/gone.png" in caplog.text
+
+
+def test_validation_is_preferred_to_test_and_split_folders_in_two_places_are_refused(tmp_path, caplog):
+    root = write_dataset(tmp_path / "d", train_per_class=1, valid_per_class=1)
+    shutil.copytree(root / "validation", root / "test")  # as in FER's own exports: PrivateTest
+    with caplog.at_level(logging.WARNING):
+        valid = load_dataset(root).split("valid")
+    assert len(valid) == 7 and all(name.startswith("validation/") for name in valid.names)
+    assert "Using validation/ as the valid split; left out: test/" in caplog.text
+    shutil.copytree(root / "train", root / "copy" / "train")
+    with pytest.raises(DataError, match=r"several places: \['.', 'copy'\]; point --data at one"):
+        load_dataset(root)
 
 
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason="needs ../shared/data/fer2013/fer2013-trainval.zip")

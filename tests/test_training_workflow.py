@@ -58,6 +58,7 @@ def run_dir(data_dir, tmp_path_factory):
 def onnx_fp16(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "model.onnx"
     assert main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert [p.name for p in out.parent.iterdir()] == ["model.onnx"]  # no partial file left behind
     return out
 
 
@@ -90,14 +91,34 @@ def test_stored_recipe_round_trip_and_unknown_settings():
         Recipe.from_dict({**recipe.to_dict(), "cutmix": 0.2})
 
 
+def test_a_run_is_never_overwritten_nor_resumed_on_other_data(run_dir, data_dir, tmp_path, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    argv = ["train", "--data", str(data_dir), "--out", str(run_dir)]
+    assert main([*argv, "--arch", "resnet18", "--epochs", "1"]) == 2  # forgot --resume
+    assert main([*argv, "--resume"]) == 2  # forgot --exclude
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    (unfinished / "run.json").write_text(json.dumps({**record, "epochs_done": 0}))
+    assert main(["train", "--data", str(data_dir), "--out", str(unfinished), "--resume"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "already holds a run (2 epochs done): add --resume" in errors[0]
+    assert "trained on 55 training and 28 validation images, this data has 56 and 28" in errors[1]
+    assert "no epoch has finished yet" in errors[2]
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # and nothing .partial
+
+
 def test_train_command_errors(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "r")]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--resume"]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
                  "--epochs", "0"]) == 2
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
+                 "--batch-size", "64"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith("moodloop: error: Dataset not found")
     assert "Nothing to resume" in errors[1] and "at least 1" in errors[2]
+    assert "--batch-size 64 is more than the 56 training images" in errors[3]
 
 
 def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):
@@ -214,9 +235,9 @@ def test_evaluate_errors(onnx_fp16, tmp_path, monkeypatch):
         load_predictor(tmp_path)
 
 
-def test_clean_with_model_scores_every_split(run_dir, data_dir, tmp_path):
+def test_clean_with_a_run_as_model(run_dir, data_dir, tmp_path):
     assert main(["clean", "--data", str(data_dir), "--out", str(tmp_path), "--model", str(run_dir)]) == 0
-    assert "mislabeled" in json.loads((tmp_path / "clean.json").read_text())["counts"]
+    assert json.loads((tmp_path / "clean.json").read_text())["model"] == str(run_dir)
 
 
 def test_stem_stride_one_keeps_twice_the_resolution_and_mixup_trains(tmp_path):

@@ -135,12 +135,15 @@ def find_issues(data: Dataset, probs: Mapping[str, np.ndarray] | None = None,
                 dropped.add((split, i))
         items = [item for item in items if item not in dropped]
 
+    remaining = set(items)  # an image already reported (blank, a copy) is not reported twice
     for split, p in (probs or {}).items():
         labels = splits[split].labels
         given = p[np.arange(len(labels)), labels]
         top = p.argmax(1)
         suspects = np.flatnonzero((given < config.mislabel_prob) & (p.max(1) >= config.mislabel_confidence))
         for i in suspects[np.argsort(given[suspects])]:
+            if (split, int(i)) not in remaining:
+                continue
             findings.append(finding("mislabeled", split, int(i),
                                     f"p({data.classes[labels[i]]})={given[i]:.3f}, model says "
                                     f"{data.classes[top[i]]} {p[i, top[i]]:.2f}"))
@@ -148,8 +151,14 @@ def find_issues(data: Dataset, probs: Mapping[str, np.ndarray] | None = None,
 
 
 def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
-                 config: CleanConfig = CleanConfig()) -> dict:
+                 config: CleanConfig = CleanConfig(), model: str | None = None) -> dict:
     """Write clean.json, clean.md, clean.png (example grid) and exclude.txt into ``out``.
+
+    Args:
+        data, findings, config: what find_issues was given and found.
+        out: the report folder.
+        source: the dataset as the user named it.
+        model: the model behind the mislabel evidence, None when there was none.
 
     Returns:
         The JSON report as a dict.
@@ -161,13 +170,14 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
     excluded = [f for f in findings if f.excluded]
     report = {"data": source, "layout": data.layout, "classes": list(data.classes),
               "images": {k: len(s) for k, s in data.splits.items()}, "counts": counts,
-              "excluded": len(excluded), "config": asdict(config),
+              "excluded": len(excluded), "config": asdict(config), "model": model,
               "findings": [asdict(f) for f in findings]}
     (out / "clean.json").write_text(json.dumps(report, indent=2))
 
     lines = [f"# moodloop clean: {source}", "",
              f"Layout `{data.layout}`, images {report['images']}, "
-             f"{len(excluded)} training images on the exclusion list (validation is never edited).",
+             f"{len(excluded)} training images on the exclusion list (validation is never edited). "
+             + (f"Mislabel evidence from `{model}`." if model else "No mislabel check (it needs --model)."),
              "", "| kind | found | excluded |", "|---|---:|---:|"]
     lines += [f"| {kind} | {counts[kind]} | {sum(f.kind == kind for f in excluded)} |" for kind in KINDS]
     for kind in KINDS:

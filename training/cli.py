@@ -28,12 +28,14 @@ _TRAIN_EXAMPLES = """examples:
   moodloop train --data fer2013-trainval.zip --out runs/fer34b --exclude clean/exclude.txt \\
                  --init runs/fer34 --epochs 42 --lr 0.03 --bf16 # its second (docs/model.md)
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
-  moodloop train --data faces/ --out runs/fer34 --resume        # continue after an interruption
+  moodloop train --data faces.zip --out runs/mine --exclude clean/exclude.txt --resume
+                 # continue after an interruption: the same --data, --merge and --exclude
   moodloop train --data fer2013-trainval.zip --out runs/kd --init sensor/models/fer_resnet34.onnx \\
                  --teacher big.onnx --teacher other.onnx --distill 0.5   # distil slower models
 
-A run folder holds run.json, history.csv (metrics per epoch), last.pth (resume point),
-best.pth (best validation epoch) and lr_find.png. Without --lr, fastai's lr_find picks the rate.
+A run folder holds run.json, history.csv (metrics per epoch), curve.png (their plot), last.pth
+(resume point), best.pth (best validation epoch), lr_find.png and, when distilling, teacher.npz.
+Without --lr, fastai's lr_find picks the rate. An existing run is never overwritten.
 """
 
 _EVALUATE_EXAMPLES = """examples:
@@ -167,7 +169,8 @@ def run_clean(args: argparse.Namespace) -> int:
         predictor = load_predictor(args.model, args.device)
         columns = label_columns(predictor.labels, data.classes)
         probs = {name: predictor.predict(split.images)[:, columns] for name, split in data.splits.items()}
-    report = write_report(data, find_issues(data, probs, config), args.out, str(args.data), config)
+    report = write_report(data, find_issues(data, probs, config), args.out, str(args.data), config,
+                          args.model)
     print(f"{sum(report['images'].values())} images: "
           + ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
           + f"; {report['excluded']} training images listed in {args.out / 'exclude.txt'}"

@@ -39,9 +39,10 @@ CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral
 """fer2013.csv's ``emotion`` codes 0-6 (0=Angry ... 4=Sad, 5=Surprise, 6=Neutral): not FER_LABELS."""
 IMAGE_SIZE = 48
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp"}
-# Split folder names, in the order they are looked for, mapped to the canonical split.
-_SPLIT_NAMES = {"train": "train", "training": "train", "validation": "valid", "valid": "valid",
-                "val": "valid", "test": "valid", "publictest": "valid"}
+# Split folder names, most preferred first. With both validation/ and test/, test/ is left out:
+# in FER's own exports it is PrivateTest, which must never steer training.
+_SPLIT_NAMES = {"train": ("train", "training"), "valid": ("validation", "valid", "val", "publictest", "test")}
+_SPLIT_OF = {folder: split for split, folders in _SPLIT_NAMES.items() for folder in folders}
 _CSV_USAGE = {"Training": "train", "PublicTest": "valid"}  # PrivateTest is never loaded.
 _EXPECTED = ("expected one of: train/ and validation/ (or test/) folders of class subfolders, "
              "optionally under images/; a folder of class subfolders; or fer2013.csv")
@@ -92,8 +93,21 @@ class Dataset:
         return self.splits[name]
 
     def without(self, excluded: Iterable[str]) -> Dataset:
-        """Return this dataset minus the named images, in whichever split they are."""
+        """Return this dataset minus the named images, in whichever split they are.
+
+        Raises:
+            DataError: when none of the names is in the dataset (a list made for another copy).
+        """
         drop = set(excluded)
+        unknown = drop.difference(*(s.names for s in self.splits.values()))
+        if drop and unknown == drop:
+            example = next(iter(self.splits.values())).names[:1]
+            raise DataError(f"None of the {len(drop)} images on the exclusion list is in this dataset (the list "
+                            f"names e.g. {min(drop)!r}, the dataset has e.g. {example}): was the list written for "
+                            "another copy of the data? Run `moodloop clean` on this one.")
+        if unknown:
+            log.warning("%d images on the exclusion list are not in this dataset, e.g. %s",
+                        len(unknown), min(unknown))
         return replace(self, splits={k: s.without(drop) for k, s in self.splits.items()})
 
 
@@ -174,20 +188,29 @@ def _from_files(files: list[PurePosixPath], where: str, merge: Mapping[str, str]
 
 def _find_splits(images: list[PurePosixPath]) -> tuple[str, dict[str, list[PurePosixPath]]]:
     """Group image paths by split: ``[root/]split/class/img`` or else ``[root/]class/img``."""
-    by_split: dict[str, list[PurePosixPath]] = {}
-    roots = set()
+    folders: dict[tuple[str, str], list[PurePosixPath]] = {}  # (root, split folder) -> images
     for f in images:
-        if len(f.parts) >= 3 and f.parts[-3].lower() in _SPLIT_NAMES:
-            by_split.setdefault(_SPLIT_NAMES[f.parts[-3].lower()], []).append(f)
-            roots.add("/".join(f.parts[:-3]))
-    if not by_split:
-        for f in images:
-            if len(f.parts) >= 2:
-                by_split.setdefault("all", []).append(f)
-                roots.add("/".join(f.parts[:-2]))
-        if len(roots) > 1:  # class folders at different depths: not a layout we understand
-            return "", {}
-    return (roots.pop() if len(roots) == 1 else ""), by_split
+        if len(f.parts) >= 3 and f.parts[-3].lower() in _SPLIT_OF:
+            folders.setdefault(("/".join(f.parts[:-3]), f.parts[-3].lower()), []).append(f)
+    roots = {root for root, _ in folders}
+    if len(roots) > 1:
+        raise DataError(f"Split folders in several places: {sorted(r or '.' for r in roots)}; "
+                        "point --data at one of them.")
+    root = roots.pop() if roots else ""
+    by_split: dict[str, list[PurePosixPath]] = {}
+    for split, names in _SPLIT_NAMES.items():
+        found = [name for name in names if (root, name) in folders]
+        if found:
+            by_split[split] = folders[root, found[0]]
+        if len(found) > 1:
+            log.warning("Using %s/ as the %s split; left out: %s", found[0], split,
+                        ", ".join(f"{name}/" for name in found[1:]))
+    if by_split:
+        return root, by_split
+    roots = {"/".join(f.parts[:-2]) for f in images if len(f.parts) >= 2}
+    if len(roots) != 1:  # class folders at different depths: not a layout we understand
+        return "", {}
+    return roots.pop(), {"all": [f for f in images if len(f.parts) >= 2]}
 
 
 def _class_list(names: set[str], merge: Mapping[str, str]) -> list[str]:
@@ -236,6 +259,9 @@ def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
         images.append(pixels.reshape(IMAGE_SIZE, IMAGE_SIZE))
         labels.append(classes.index(merge.get(label, label)))
         names.append(f"csv:{i}")
+    if not rows:
+        raise DataError(f"{where} has no Training or PublicTest rows (PrivateTest rows are never used); "
+                        f"{_EXPECTED}.")
     splits = {k: Split(np.stack(v[0]), np.array(v[1], dtype=np.int64), tuple(v[2]))
               for k, v in rows.items()}
     return Dataset(tuple(classes), splits, "fer2013.csv")

@@ -41,7 +41,7 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
         split: the training images, in training order.
         classes: the dataset's classes; every teacher must predict each of them.
         cache: an .npz file; reused when it holds these teachers' answers for these images
-            (same paths, and files unchanged since).
+            (same paths and classes, and files unchanged since).
         device: where checkpoint teachers run.
 
     Raises:
@@ -49,7 +49,7 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
     """
     if not teachers:
         raise ConfigError("Distillation needs at least one --teacher model.")
-    key = np.array([_fingerprint(Path(t)) for t in teachers] + list(split.names))
+    key = np.array([_fingerprint(Path(t)) for t in teachers] + ["|".join(classes)] + list(split.names))
     if cache.is_file():
         with np.load(cache) as stored:
             if np.array_equal(stored["key"], key):

@@ -86,8 +86,13 @@ def export(config: ExportConfig) -> Path:
     onnx.checker.check_model(model)
     out = config.out or config.run / f"{config.run.name}.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    Classifier(out)  # the sensor's own loader validates the graph and the metadata
+    partial = out.with_suffix(".partial.onnx")  # the file at ``out`` stays until its successor loads
+    try:
+        onnx.save(model, str(partial))
+        Classifier(partial)  # the sensor's own loader validates the graph and the metadata
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 

@@ -55,13 +55,26 @@ class _Checkpoint(Callback):
         if self.epoch < self.run["epochs_done"]:
             return  # an epoch fastai skipped on resume: it has no metrics and nothing changed
         accuracy = float(self.recorder.values[-1][2])  # train_loss, valid_loss, accuracy
-        self.learn.save("last", with_opt=True)
+        _save(self.learn, "last", with_opt=True)
         self.run["epochs_done"] = self.epoch + 1
         if accuracy > self.run.get("best_accuracy", -1.0):
-            self.learn.save("best", with_opt=False)
+            _save(self.learn, "best", with_opt=False)
             self.run.update(best_accuracy=accuracy, best_epoch=self.epoch + 1)
-        (self.folder / RUN_FILE).write_text(json.dumps(self.run, indent=2))
+        _write_run(self.folder, self.run)
         plot_history(self.folder)
+
+
+def _save(learn: Learner, name: str, *, with_opt: bool) -> None:
+    """Save ``name``.pth whole or not at all: a kill mid-save must not destroy the resume point."""
+    partial = learn.save(f"{name}.partial", with_opt=with_opt)
+    partial.replace(partial.with_name(f"{name}.pth"))
+
+
+def _write_run(folder: Path, run: dict) -> None:
+    """Write run.json whole or not at all (see _save)."""
+    partial = folder / f"{RUN_FILE}.partial"
+    partial.write_text(json.dumps(run, indent=2))
+    partial.replace(folder / RUN_FILE)
 
 
 class _ReleaseMemory(Callback):
@@ -111,9 +124,20 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         recipe = Recipe.from_dict(run["recipe"])
         norm = Normalization(**run["normalization"])
         teachers = [Path(t) for t in run.get("teachers", [])]
+        if not (out / "last.pth").is_file():
+            raise ConfigError(f"Nothing to resume in {out}: no epoch has finished yet. "
+                              "Start again without --resume.")
         if tuple(run["classes"]) != data.classes:
             raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "
                               f"this data has {list(data.classes)}: use the same data and --merge.")
+        counts = len(train_split), len(valid_split)
+        if counts != (run["train_images"], run["valid_images"]):
+            raise ConfigError(f"The run in {out} was trained on {run['train_images']:,} training and "
+                              f"{run['valid_images']:,} validation images, this data has {counts[0]:,} and "
+                              f"{counts[1]:,}: resume with the same --data, --merge and --exclude as the first run.")
+    elif run_path.exists() and (done := read_run(out)["epochs_done"]):
+        raise ConfigError(f"{out} already holds a run ({done} epochs done): add --resume to continue it, "
+                          "or give another --out.")
     else:
         norm = Normalization.of(train_split)
         run = {"classes": list(data.classes), "normalization": vars(norm), "layout": data.layout,
@@ -124,6 +148,9 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         raise ConfigError("Distillation needs both --teacher MODEL and a --distill share above 0; "
                           f"got {len(teachers)} teacher(s) and --distill {recipe.distill}.")
 
+    if len(train_split) < recipe.batch_size:  # fastai drops the last partial batch: none would be left
+        raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
+                          "images: give a smaller --batch-size.")
     targets = None
     if teachers:
         probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
@@ -141,7 +168,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         recipe = replace(recipe, lr=float(suggestion.valley))
         log.info("lr_find suggests %.2e", recipe.lr)
     run["recipe"] = recipe.to_dict()
-    run_path.write_text(json.dumps(run, indent=2))
+    _write_run(out, run)
 
     start = run["epochs_done"]
     if start < recipe.epochs:

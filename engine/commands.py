@@ -180,7 +180,7 @@ def _listen(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         sub = stack.enter_context(Subscriber(args.endpoint, topics=args.topic or TOPICS, bind=args.bind))
         recorder = stack.enter_context(Recorder(args.record)) if args.record else None
-        print(f"listening on {args.endpoint} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"listening on {sub.endpoint} (Ctrl-C to stop)", file=sys.stderr)
         received = 0
         while True:
             for msg in sub.messages(timeout=_SILENCE_S):

@@ -33,6 +33,11 @@ class Publisher(SocketOwner):
         ConfigError: The endpoint cannot be bound/connected or the record file created.
     """
 
+    # The last messages, e.g. the sensor's final "camera none" heartbeat, still leave after
+    # close(). Closing never blocks on it: libzmq sends in the background, and a PUB socket
+    # queues nothing when nobody is connected.
+    _close_linger_ms = 200
+
     def __init__(
         self,
         endpoint: str | None = None,
@@ -72,7 +77,7 @@ class Publisher(SocketOwner):
         return stamped
 
     def close(self) -> None:
-        """Close the socket (and the record file); pending messages are discarded."""
+        """Close the socket (and the record file); unsent messages get 200 ms to leave."""
         super().close()
         if self._recorder is not None:
             self._recorder.close()

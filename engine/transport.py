@@ -26,7 +26,7 @@ def open_socket(kind: int, endpoint: str, *, bind: bool, role: str) -> zmq.Socke
         ConfigError: The endpoint is invalid or its address is in use.
     """
     socket = zmq.Context.instance().socket(kind)
-    socket.setsockopt(zmq.LINGER, 0)  # closing never waits for unsent messages
+    socket.setsockopt(zmq.LINGER, 0)  # closing drops unsent messages (Publisher gives them 200 ms)
     try:
         if bind:
             socket.bind(endpoint)
@@ -49,6 +49,7 @@ class SocketOwner(Closeable):
     """Base for objects built around one socket in ``self._socket``."""
 
     _socket: zmq.Socket
+    _close_linger_ms = 0  # how long unsent messages may still leave after close()
 
     @property
     def endpoint(self) -> str:
@@ -56,5 +57,5 @@ class SocketOwner(Closeable):
         return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def close(self) -> None:
-        """Close the socket; anything unsent is discarded."""
-        self._socket.close()
+        """Close the socket; anything still unsent after ``_close_linger_ms`` is discarded."""
+        self._socket.close(linger=self._close_linger_ms)

@@ -19,7 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from moodloop.engine.errors import SourceError
+from moodloop.engine.errors import MoodloopError, SourceError
 from moodloop.sensor.config import CaptureConfig
 
 __all__ = [
@@ -297,6 +297,7 @@ class Capture:
         self._cond = threading.Condition()
         self._slot: Frame | None = None
         self._ended = False
+        self._failure: Exception | None = None  # what ended the capture thread, for read() to raise
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="moodloop-capture", daemon=True)
         self._captured = self._dropped = self._unreadable = 0
@@ -333,12 +334,20 @@ class Capture:
 
         Raises:
             EndOfSource: The file source is exhausted.
+            SourceError: Reading the source failed unexpectedly (or the MoodloopError it raised).
         """
         with self._cond:
             camera = self._camera
             self._cond.wait_for(lambda: self._slot is not None or self._ended or self._camera != camera, timeout)
             frame, self._slot = self._slot, None
             if frame is None and self._ended:
+                if isinstance(self._failure, MoodloopError):
+                    raise self._failure
+                if self._failure is not None:
+                    raise SourceError(
+                        f"Reading {self.source.name} failed: {self._failure!r}. Check that it plays in "
+                        "another app, or try another --source."
+                    ) from self._failure
                 raise EndOfSource
             if frame is not None and self._lossless:
                 # a prefetched file frame counts as captured when analysis can take it, as a
@@ -356,6 +365,17 @@ class Capture:
                 return
 
     def _run(self) -> None:
+        """The capture thread: read until the source ends, fails or we stop; then say it ended."""
+        try:
+            self._read_source()
+        except Exception as exc:  # raised on this thread it would go unseen: read() raises it instead
+            self._failure = exc
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _read_source(self) -> None:
         start = time.monotonic()
         index = 0
         failures = 0
@@ -363,11 +383,13 @@ class Capture:
             try:
                 image = self.source.read()
             except EndOfSource:
-                break
+                return
             if image is None:
                 failures += 1
                 self._count_unreadable()
-                if self.source.live and failures >= self._config.lost_after:
+                if not self.source.live:
+                    index += 1  # the video clock runs on through a frame that cannot be decoded
+                elif failures >= self._config.lost_after:
                     self._reconnect()
                     failures = 0
                 continue
@@ -377,9 +399,6 @@ class Capture:
                 self._stop.wait(max(0.0, start + clock - time.monotonic()))
             self._put(image, index, clock)
             index += 1
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
 
     def _count_unreadable(self) -> None:
         with self._cond:
@@ -410,5 +429,8 @@ class Capture:
             except SourceError:
                 delay = min(delay * 2, self._config.retry_max_s)
                 continue
-            log.info("%s is back", self.source.name)
+            if self._stop.is_set():  # close() gave up waiting for this open: release the camera again
+                self.source.close()
+            else:
+                log.info("%s is back", self.source.name)
             return

@@ -2,7 +2,7 @@
 
 The preprocessing (size, channels, normalization) comes from the model file's own metadata,
 so the sensor always feeds a model exactly what it was trained on. onnxruntime was measured
-2-5x faster than OpenCV DNN on this CPU (docs/sensor.md). ONNX files are pure data: loading
+2.5-3x faster than OpenCV DNN on this CPU (docs/sensor.md). ONNX files are pure data: loading
 one never executes code, unlike pickled checkpoints.
 """
 

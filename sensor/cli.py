@@ -88,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary, _ = run_sensor(options, config, stop, view)
     finally:
-        if view is not None:
-            view.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if view is not None:
+            view.close()
     print(summary)
     return 0
 

@@ -7,7 +7,8 @@ A config file (JSON or TOML) overrides any subset, by section:
     [smooth]
     half_life_s = 0.5
 
-Unknown sections or keys are a ConfigError, so a typo never silently does nothing.
+Unknown sections or keys are a ConfigError, so a typo never silently does nothing; so is a
+number out of range: every number must be >= 0, and sizes, rates and window lengths > 0.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ __all__ = [
     "SensorConfig",
     "load_config",
 ]
+
+# Settings that 0 would break (division by zero, empty windows, a busy retry loop).
+_POSITIVE = frozenset({
+    "width", "height", "lost_after", "retry_s", "retry_max_s", "image_seconds", "image_fps",
+    "detect_width", "half_life_s", "window_s", "exit_window_s", "status_every_s",
+})
 
 
 @dataclass(frozen=True)
@@ -179,8 +186,14 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"[{name}] in {where} must be a table/object of settings.")
             value = _build(type(default), value, f"{where} [{name}]")
-        elif isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"{name} in {where} must be a number, not {value!r}.")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} in {where} must be a number, not {value!r}.")
+            positive = name in _POSITIVE
+            if not (value > 0 if positive else value >= 0):  # written so that NaN fails too
+                bound = "> 0" if positive else ">= 0"
+                raise ConfigError(f"{name} in {where} must be {bound}, not {value!r}: "
+                                  f"set it {bound} or remove it to use the default ({default}).")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -189,7 +202,8 @@ def load_config(path: str | Path | None = None) -> SensorConfig:
     """Load a SensorConfig from a `.toml` or `.json` file; defaults when `path` is None.
 
     Raises:
-        ConfigError: The file is missing, unparsable, or names an unknown setting.
+        ConfigError: The file is missing, unparsable, names an unknown setting or sets a number
+            out of its range.
     """
     if path is None:
         return SensorConfig()

@@ -92,11 +92,6 @@ class EngagementEstimator:
         """The latest verdict."""
         return self._current
 
-    @property
-    def baseline(self) -> tuple[float, float] | None:
-        """The player's resting (expressivity, arousal), None until calibrated."""
-        return self._baseline
-
     def update(self, reading: Reading | None, clock: float) -> Engagement:
         """Fold in one frame at source time `clock`; `reading` is None when no face was seen."""
         if self._last_clock is None:

@@ -83,7 +83,8 @@ class Summary:
 
     Attributes:
         frames: Frames analysed.
-        faces: Frames in which the player's face was found.
+        faces: Frames with the player's face: found, or held through a short detection gap
+            (`DetectConfig.hold_s`).
         seconds: Wall-clock duration of the run.
         dropped: Frames the capture dropped because analysis was busy.
         unreadable: Frames the source could not decode.

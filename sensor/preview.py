@@ -6,6 +6,7 @@ duration, and the fps. It is local only: nothing drawn here is published or save
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -90,17 +91,23 @@ class PreviewWindow:
 
     def __init__(self, title: str = "moodloop sensor") -> None:
         self._title = title
+        self._shown = False
 
     def show(self, snapshot: Snapshot) -> bool:
         """Draw the snapshot; False once the user pressed q/Esc or closed the window."""
         cv2.imshow(self._title, render(snapshot))
+        self._shown = True
         key = cv2.waitKey(1) & 0xFF
         closed = cv2.getWindowProperty(self._title, cv2.WND_PROP_VISIBLE) < 1
         return key not in (ord("q"), 27) and not closed
 
     def close(self) -> None:
-        """Close the window."""
-        cv2.destroyWindow(self._title)
+        """Close the window if one was shown; never raises, so it cannot hide the sensor's own error."""
+        if not self._shown:
+            return  # e.g. the camera failed to open: OpenCV raises when destroying a window never made
+        self._shown = False
+        with contextlib.suppress(cv2.error):  # the window's X button may have destroyed it already
+            cv2.destroyWindow(self._title)
 
 
 class StatusLine:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import threading
 import time
+from itertools import islice
 
 import pytest
 from engine_support import ANY_PORT, FakeClock, status, until_flowing
@@ -67,6 +69,7 @@ def test_forced_state_and_finite_script(tmp_path):
     path = tmp_path / "script.json"
     path.write_text(json.dumps({"loop": False, "segments": [{"state": "engaged", "seconds": 1, "label": "surprise"}]}))
     clock = FakeClock()
+    start = clock.now
     with Publisher(ANY_PORT) as pub:
         sensor = MockSensor(Scenario.from_file(path), pub, clock=clock)
         play(sensor, clock, 0.5)
@@ -76,7 +79,8 @@ def test_forced_state_and_finite_script(tmp_path):
         sensor.force(None)
         play(sensor, clock, 0.2)
         assert sensor.state == "engaged" and not sensor.finished
-        assert play(sensor, clock, 0.5)[-1].TOPIC and sensor.finished
+        last = play(sensor, clock, 0.5)  # the 1 s script ends 0.1 s into these
+        assert sensor.finished and last and max(m.t for m in last) <= start + 1.0
 
 
 @pytest.mark.parametrize(
@@ -104,10 +108,7 @@ def test_record_then_replay_keeps_the_timing(tmp_path):
         player = threading.Thread(target=replay, args=(path, pub))
         start = time.monotonic()
         player.start()
-        arrivals = []
-        while len(arrivals) < len(recorded):
-            arrivals += [(time.monotonic() - start, m) for m in sub.poll()]
-            time.sleep(0.001)
+        arrivals = [(time.monotonic() - start, m) for m in islice(sub.messages(timeout=1.0), len(recorded))]
         player.join()
     assert [m.seq for _, m in arrivals] == sorted(m.seq for _, m in arrivals)
     assert [(m.TOPIC, m.t) for _, m in arrivals] == [(m.TOPIC, m.t) for m in recorded]
@@ -140,6 +141,25 @@ def test_mock_and_listen_commands_talk(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["topic"] for line in lines] == ["moodloop.emotion"] * 5
     assert [m.TOPIC for m in read_recording(record)] == ["moodloop.emotion"] * 5
+
+
+def test_listen_bind_prints_the_port_it_bound(capsys):
+    listen = command(["listen", "--bind", "--endpoint", ANY_PORT, "--count", "1"])
+    exits: list[int] = []
+    listener = threading.Thread(target=lambda: exits.append(listen.func(listen)), daemon=True)
+    listener.start()
+    deadline = time.monotonic() + 10
+    err = ""
+    while not (bound := re.search(r"listening on (tcp://127\.0\.0\.1:\d+) ", err)):
+        assert time.monotonic() < deadline, f"listen printed no connectable endpoint: {err!r}"
+        time.sleep(0.01)
+        err += capsys.readouterr().err
+    with Publisher(bound[1], connect=True) as pub:  # the address as printed works
+        while listener.is_alive() and time.monotonic() < deadline:  # slow joiner: until it hears one
+            pub.publish(status())
+            time.sleep(0.01)
+    listener.join(1)
+    assert exits == [0]
 
 
 def test_command_line_checks(capsys):

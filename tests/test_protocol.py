@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -117,15 +119,14 @@ def test_subscriber_drops_and_counts_bad_messages_without_raising(caplog):
     raw.setsockopt(zmq.LINGER, 0)
     raw.bind(ANY_PORT)
     with raw, Subscriber(raw.getsockopt_string(zmq.LAST_ENDPOINT)) as sub:
+        deadline = time.monotonic() + 1.0
         while not sub.poll():  # slow joiner: wait until good messages flow
+            assert time.monotonic() < deadline, "no message reached the subscriber"
             raw.send_multipart(GOOD)
         for frames in BAD_MESSAGES.values():
             raw.send_multipart(frames)
         raw.send_multipart(GOOD)
-        received = []
-        while not received:
-            received = sub.poll()
-        assert [m.state for m in received] == ["engaged"]
+        assert [m.state for m in islice(sub.messages(timeout=1.0), 1)] == ["engaged"]
         assert sub.dropped == len(BAD_MESSAGES)
     warnings = [r for r in caplog.records if "dropped a bad message" in r.getMessage()]
     assert len(warnings) == 1  # rate-limited

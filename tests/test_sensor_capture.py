@@ -29,6 +29,29 @@ def gray(i: int) -> np.ndarray:
     return np.full((24, 32, 3), i % 256, np.uint8)
 
 
+class ScriptedFile:
+    """A file source at 10 fps reading a script: an image, None (undecodable) or an error to raise."""
+
+    name = "scripted file"
+    live = False
+    fps = 10.0
+
+    def __init__(self, *script: np.ndarray | Exception | None) -> None:
+        self._script = iter(script)
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray | None:
+        item = next(self._script, EndOfSource())
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self) -> None:
+        pass
+
+
 def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted():
     with Capture(FakeCamera(gray, fps=500)) as capture:
         seen = []
@@ -89,6 +112,21 @@ def test_unreadable_frames_are_skipped_and_counted():
         frames = [capture.read(timeout=1.0) for _ in range(8)]
         assert capture.stats().unreadable == 2 and capture.stats().camera == "ok"
     assert [f.index for f in frames] == list(range(8))
+
+
+def test_undecodable_file_frames_keep_the_video_clock():
+    with Capture(ScriptedFile(gray(0), None, gray(2)), lossless=True, paced=False) as capture:
+        frames = list(capture.frames(threading.Event()))
+        assert capture.stats().unreadable == 1
+    assert [(f.index, f.clock) for f in frames] == [(0, 0.0), (2, pytest.approx(0.2))]
+
+
+def test_a_source_failing_mid_stream_ends_the_capture_with_its_error():
+    with Capture(ScriptedFile(gray(0), OSError("disk gone"))) as capture:
+        assert capture.read(timeout=1.0).index == 0
+        with pytest.raises(SourceError, match="disk gone.*--source"):
+            capture.read(timeout=1.0)  # before the fix: None forever, the sensor never ended
+        assert capture.stats().camera == "none"
 
 
 def test_image_folder_is_a_slideshow(tmp_path):

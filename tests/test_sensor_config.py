@@ -19,8 +19,9 @@ def test_toml_and_json_override_a_subset(tmp_path):
     assert config.engagement.window_s == 8 and config.status_every_s == 2.0
     assert config.detect.yunet == "yunet.onnx" and config.smooth == SensorConfig().smooth
     json_file = tmp_path / "s.json"
-    json_file.write_text('{"smooth": {"half_life_s": 0.5}}')
-    assert load_config(json_file).smooth.half_life_s == 0.5
+    json_file.write_text('{"smooth": {"half_life_s": 0.5}, "detect": {"hold_s": 0}}')  # 0: no hold
+    config = load_config(json_file)
+    assert config.smooth.half_life_s == 0.5 and config.detect.hold_s == 0
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,11 @@ def test_toml_and_json_override_a_subset(tmp_path):
         ('{"engagement": {"window": 3}}', "Unknown setting.*window.*window_s"),
         ('{"engagement": 3}', "must be a table"),
         ('{"smooth": {"half_life_s": "fast"}}', "must be a number"),
+        ('{"smooth": {"half_life_s": 0}}', r"half_life_s in .*\[smooth\] must be > 0"),
+        ('{"engagement": {"exit_window_s": -1.5}}', "exit_window_s .* must be > 0"),
+        ('{"capture": {"image_fps": 0}}', "image_fps .* must be > 0"),
+        ('{"detect": {"hold_s": -0.1}}', "hold_s .* must be >= 0"),
+        ('{"status_every_s": NaN}', "status_every_s .* must be > 0"),
         ("[1, 2]", "must hold an object"),
         ("{not json", "not valid"),
     ],

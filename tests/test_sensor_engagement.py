@@ -8,7 +8,7 @@ import pytest
 from moodloop.engine.protocol import LABELS
 from moodloop.sensor.config import EngagementConfig, SmoothConfig
 from moodloop.sensor.engagement import EngagementEstimator
-from moodloop.sensor.smooth import Reading, Smoother
+from moodloop.sensor.smooth import Smoother
 
 NEUTRAL = np.array([0.02, 0.01, 0.02, 0.03, 0.88, 0.02, 0.02])
 HAPPY = np.array([0.01, 0.01, 0.01, 0.9, 0.05, 0.01, 0.01])
@@ -115,10 +115,3 @@ def test_confidence_is_reported():
 
 def test_no_face_from_the_start_is_absent():
     assert states(run_session([(3.0, None)])) == ["absent"]
-
-
-def test_reading_dataclass_is_frozen():
-    reading = Smoother(LABELS).update(HAPPY, 0.0)
-    assert isinstance(reading, Reading)
-    with pytest.raises(AttributeError):
-        reading.label = "sad"  # type: ignore[misc]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from test_sensor_classify import tiny_model
 
+from moodloop.engine.errors import SourceError
 from moodloop.engine.protocol import LABELS, Emotion, State, Status, from_record
 from moodloop.engine.publisher import Publisher
 from moodloop.engine.subscriber import Subscriber
@@ -61,6 +62,13 @@ def sensor(capture: Capture, sink, **kwargs) -> Sensor:
 
 def read_records(path) -> list:
     return [from_record(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def sensor_args(*argv: str) -> argparse.Namespace:
+    """`moodloop sensor ARGV`, parsed."""
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    return parser.parse_args(["sensor", *argv])
 
 
 def test_recorded_session_is_protocol_valid_with_the_expected_states(tmp_path):
@@ -129,10 +137,8 @@ def test_cli_on_a_generated_video_with_haar_and_onnx(tmp_path, capsys):
     frames = (scene(cartoon_face(), face_px=180, offset=(i % 7, 0), seed=i % 3) for i in range(45))
     video = write_video(tmp_path / "cartoon.avi", frames, fps=15)
     record = tmp_path / "out.jsonl"
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(["sensor", "--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
-                              "--endpoint", "tcp://127.0.0.1:*", "--headless", "--fast", "--record", str(record)])
+    args = sensor_args("--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                       "--endpoint", "tcp://127.0.0.1:*", "--headless", "--fast", "--record", str(record))
     assert args.func(args) == 0
     out = capsys.readouterr()
     assert "45 frames analysed" in out.out and "sensor:" in out.err
@@ -142,13 +148,20 @@ def test_cli_on_a_generated_video_with_haar_and_onnx(tmp_path, capsys):
 
 def test_quiet_prints_the_summary_but_no_status_line(tmp_path, capsys):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    args = parser.parse_args(["sensor", "--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
-                              "--endpoint", "tcp://127.0.0.1:*", "--headless", "--quiet", "--fast"])
+    args = sensor_args("--source", str(video), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                       "--endpoint", "tcp://127.0.0.1:*", "--headless", "--quiet", "--fast")
     assert args.func(args) == 0
     out = capsys.readouterr()
     assert "5 frames analysed" in out.out and "sensor:" not in out.err
+
+
+def test_a_sensor_that_cannot_start_says_why_and_restores_the_signal_handlers(tmp_path):
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    args = sensor_args("--source", str(tmp_path / "missing.mp4"), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                       "--endpoint", "tcp://127.0.0.1:*", "--headless")
+    with pytest.raises(SourceError, match="not a camera index"):
+        args.func(args)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
 def test_save_frames_writes_crops_only_when_asked(tmp_path):
@@ -161,16 +174,20 @@ def test_save_frames_writes_crops_only_when_asked(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_sigterm_shuts_down_cleanly_with_a_summary(tmp_path):
+def test_sigterm_shuts_down_cleanly_with_a_summary_and_a_last_heartbeat(tmp_path):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 300, fps=30)
-    command = cli.sensor_command(str(video), "tcp://127.0.0.1:*",
-                                 extra=["--model", str(tiny_model(tmp_path / "m.onnx"))])
-    assert command[1:4] == ["-m", "moodloop.sensor", "--source"] and "--headless" in command
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert "sensor:" in process.stderr.readline()  # the first status line: it is running
-    process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=20)
+    with Subscriber("tcp://127.0.0.1:*", bind=True) as game:
+        command = cli.sensor_command(str(video), game.endpoint,
+                                     extra=["--connect", "--model", str(tiny_model(tmp_path / "m.onnx"))])
+        assert command[1:4] == ["-m", "moodloop.sensor", "--source"] and "--headless" in command
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert next(game.messages(timeout=20), None), "the sensor published nothing"  # it is running
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=20)
+        received = list(game.messages(timeout=0.5))
     assert process.returncode == 0 and "frames analysed" in out
+    last = received[-1] if received else None
+    assert isinstance(last, Status) and last.camera == "none"  # the final heartbeat left before the exit
 
 
 @pytest.mark.skipif(not FER_ZIP.exists(), reason="needs ../shared/data/fer2013")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 
 from moodloop.engine.protocol import LABELS
 from moodloop.sensor.detect import Face
 from moodloop.sensor.engagement import Engagement
-from moodloop.sensor.preview import Snapshot, StatusLine, render
+from moodloop.sensor.preview import PreviewWindow, Snapshot, StatusLine, render
 from moodloop.sensor.smooth import Smoother
 
 READING = Smoother(LABELS).update(np.array([0.1, 0.0, 0.0, 0.7, 0.1, 0.0, 0.1]), 0.0)
@@ -30,3 +31,19 @@ def test_status_line_prints_at_most_once_a_second():
     assert line.show(SNAPSHOT) and line.show(SNAPSHOT)
     assert stream.getvalue().count("\n") == 1
     assert "bored 12s" in stream.getvalue() and "happy 0.70" in stream.getvalue()
+
+
+def test_closing_the_window_never_hides_the_real_error(monkeypatch):
+    PreviewWindow().close()  # never shown (the camera failed to open): OpenCV would raise
+
+    def already_destroyed(title: str) -> None:
+        raise cv2.error("NULL window")
+
+    # A stand-in for the OpenCV GUI: the user closed the window with its X button.
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda title, prop: 0.0)
+    monkeypatch.setattr(cv2, "destroyWindow", already_destroyed)
+    window = PreviewWindow()
+    assert not window.show(SNAPSHOT)  # closed: the sensor stops
+    window.close()

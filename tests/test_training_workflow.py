@@ -108,6 +108,19 @@ def test_a_run_is_never_overwritten_nor_resumed_on_other_data(run_dir, data_dir,
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # and nothing .partial
 
 
+def test_resume_with_a_new_length_replans_the_schedule(run_dir, data_dir, tmp_path, capsys):
+    run = shutil.copytree(run_dir, tmp_path / "longer")
+    argv = ["train", "--data", str(data_dir), "--out", str(run), "--exclude", str(run_dir.parent / "exclude.txt"),
+            "--resume", "--device", "cpu", "--epochs"]
+    assert main([*argv, "1"]) == 2
+    assert "--epochs 1: the run in" in capsys.readouterr().err
+    assert main([*argv, "3"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert (record["epochs_done"], record["recipe"]["epochs"]) == (3, 3)
+    assert record["replanned"] == [{"at_epoch": 2, "from": 2, "to": 3}]
+    assert sorted(read_history(run)) == [1, 2, 3]
+
+
 def test_train_command_errors(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "r")]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--resume"]) == 2

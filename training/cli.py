@@ -103,7 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="start from local weights instead of random ones: a run folder, a .pth or an "
                             "exported .onnx (e.g. the shipped model) of the same --arch and classes")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch, "
-                       "with its stored recipe (recipe options are ignored)")
+                       "with its stored recipe (recipe options are ignored, except --epochs: a new length, "
+                       "for which the one-cycle schedule is recomputed)")
     _add_device(train)
 
     evaluate = _command(subparsers, "evaluate", run_evaluate, _EVALUATE_EXAMPLES,
@@ -194,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
     run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init,
-                teachers=args.teacher)
+                teachers=args.teacher, epochs=args.epochs if args.resume else None)
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
           f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
     return 0

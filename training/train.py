@@ -96,7 +96,7 @@ class _ReleaseMemory(Callback):
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
           device: str | None = None, lr_find_iters: int = 100, init: Path | None = None,
-          teachers: Sequence[Path] = ()) -> dict:
+          teachers: Sequence[Path] = (), epochs: int | None = None) -> dict:
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
@@ -111,6 +111,9 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
             ImageNet download here; the shipped model continues training this way).
         teachers: models whose answers make up ``recipe.distill`` of the training targets
             (distill.py). With ``resume`` the stored teachers are used instead.
+        epochs: with ``resume``, a new length for the run. The one-cycle schedule is recomputed
+            for it, so the learning rate steps to where the new schedule stands; run.json
+            records the change under "replanned".
     """
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
@@ -122,6 +125,13 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
             raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
         run = read_run(out)
         recipe = Recipe.from_dict(run["recipe"])
+        if epochs is not None and epochs != recipe.epochs:
+            if epochs < run["epochs_done"]:
+                raise ConfigError(f"--epochs {epochs}: the run in {out} has done {run['epochs_done']} "
+                                  "epochs already; give at least that many.")
+            run.setdefault("replanned", []).append({"at_epoch": run["epochs_done"], "from": recipe.epochs,
+                                                    "to": epochs})
+            recipe = replace(recipe, epochs=epochs)
         norm = Normalization(**run["normalization"])
         teachers = [Path(t) for t in run.get("teachers", [])]
         if not (out / "last.pth").is_file():

@@ -21,7 +21,7 @@ from moodloop.training.data import Split, load_dataset
 from moodloop.training.distill import soft_targets, teacher_probs
 from moodloop.training.evaluate import EvalConfig, run_evaluation, score
 from moodloop.training.export import ExportConfig, export, parity
-from moodloop.training.predict import load_predictor
+from moodloop.training.predict import load_predictor, written_whole
 from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_model
 from moodloop.training.synthetic import write_dataset
 from moodloop.training.train import _Checkpoint, read_history, train
@@ -167,6 +167,18 @@ def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):
                 lr_find_iters=8)
     assert 1e-7 < run["recipe"]["lr"] < 10
     assert (tmp_path / "run" / "lr_find.png").stat().st_size > 0
+
+
+def test_a_failed_write_leaves_the_old_file_whole(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_text("old")
+    with pytest.raises(ModelError), written_whole(target) as partial:
+        partial.write_text("half")
+        raise ModelError("the new model does not load")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"] and target.read_text() == "old"
+    with written_whole(target) as partial:
+        partial.write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"] and target.read_text() == "new"
 
 
 def test_export_metadata_loads_in_the_sensor(run_dir, onnx_fp16):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moodloop.training.data import IMAGE_SIZE, Split
-from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns
+from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns, written_whole
 
 if TYPE_CHECKING:
     import onnx
@@ -86,13 +86,9 @@ def export(config: ExportConfig) -> Path:
     onnx.checker.check_model(model)
     out = config.out or config.run / f"{config.run.name}.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".partial.onnx")  # the file at ``out`` stays until its successor loads
-    try:
+    with written_whole(out) as partial:  # the file at ``out`` stays until its successor loads
         onnx.save(model, str(partial))
         Classifier(partial)  # the sensor's own loader validates the graph and the metadata
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
     return out
 
 

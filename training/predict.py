@@ -5,12 +5,14 @@ evaluation, cleaning and the parity check treat them alike. ONNX models run thro
 onnxruntime only, and their metadata is read by the sensor's own loader, so training scores
 exactly what the sensor will run. Only the training commands (evaluate, clean, export) ever
 load a ``.pth`` checkpoint, and always with ``torch.load(weights_only=True)``: tensors only,
-no pickled code runs. The sensor and games load ONNX files alone.
+no pickled code runs. The sensor and games load ONNX files alone. Export and training write
+these files whole or not at all (``written_whole``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,7 +26,8 @@ from moodloop.training.data import IMAGE_SIZE, Split
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
 
-__all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns", "weights_file"]
+__all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns", "weights_file",
+           "written_whole"]
 
 
 class Predictor(Protocol):
@@ -155,6 +158,22 @@ def load_predictor(model: str | Path | None, device: str | None = None) -> Predi
 def weights_file(model: Path) -> Path:
     """Return the file that holds a model's weights: a run folder's best.pth, else ``model`` itself."""
     return model / "best.pth" if model.is_dir() else model
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """Write ``path`` through a partial file next to it, yielded to the block.
+
+    The partial file replaces ``path`` only when the block succeeds, and is removed otherwise,
+    so a failure or a kill mid-write never leaves ``path`` half-written (a checkpoint that can
+    no longer resume, a shipped model that no longer loads).
+    """
+    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def label_columns(model_labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -33,7 +33,7 @@ from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.training.data import Dataset
 from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
-from moodloop.training.predict import weights_file
+from moodloop.training.predict import weights_file, written_whole
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
                                       pick_device)
 
@@ -66,15 +66,14 @@ class _Checkpoint(Callback):
 
 def _save(learn: Learner, name: str, *, with_opt: bool) -> None:
     """Save ``name``.pth whole or not at all: a kill mid-save must not destroy the resume point."""
-    partial = learn.save(f"{name}.partial", with_opt=with_opt)
-    partial.replace(partial.with_name(f"{name}.pth"))
+    with written_whole(learn.path / learn.model_dir / f"{name}.pth") as partial:
+        learn.save(partial.stem, with_opt=with_opt)  # fastai adds the .pth
 
 
 def _write_run(folder: Path, run: dict) -> None:
     """Write run.json whole or not at all (see _save)."""
-    partial = folder / f"{RUN_FILE}.partial"
-    partial.write_text(json.dumps(run, indent=2))
-    partial.replace(folder / RUN_FILE)
+    with written_whole(folder / RUN_FILE) as partial:
+        partial.write_text(json.dumps(run, indent=2))
 
 
 class _ReleaseMemory(Callback):

@@ -81,4 +81,3 @@ class Publisher(SocketOwner):
         super().close()
         if self._recorder is not None:
             self._recorder.close()
-

@@ -120,4 +120,3 @@ def test_bound_subscriber_with_connecting_publisher():
     with Subscriber(ANY_PORT, bind=True) as sub:
         with Publisher(sub.endpoint, connect=True) as pub:
             assert until_flowing(pub, sub, status())
-

@@ -124,13 +124,6 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
             raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
         run = read_run(out)
         recipe = Recipe.from_dict(run["recipe"])
-        if epochs is not None and epochs != recipe.epochs:
-            if epochs < run["epochs_done"]:
-                raise ConfigError(f"--epochs {epochs}: the run in {out} has done {run['epochs_done']} "
-                                  "epochs already; give at least that many.")
-            run.setdefault("replanned", []).append({"at_epoch": run["epochs_done"], "from": recipe.epochs,
-                                                    "to": epochs})
-            recipe = replace(recipe, epochs=epochs)
         norm = Normalization(**run["normalization"])
         teachers = [Path(t) for t in run.get("teachers", [])]
         if not (out / "last.pth").is_file():
@@ -144,6 +137,13 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
             raise ConfigError(f"The run in {out} was trained on {run['train_images']:,} training and "
                               f"{run['valid_images']:,} validation images, this data has {counts[0]:,} and "
                               f"{counts[1]:,}: resume with the same --data, --merge and --exclude as the first run.")
+        if epochs is not None and epochs != recipe.epochs:
+            if epochs < run["epochs_done"]:
+                raise ConfigError(f"--epochs {epochs}: the run in {out} has done {run['epochs_done']} "
+                                  "epochs already; give at least that many.")
+            run.setdefault("replanned", []).append({"at_epoch": run["epochs_done"], "from": recipe.epochs,
+                                                    "to": epochs})
+            recipe = replace(recipe, epochs=epochs)
     elif run_path.exists() and (done := read_run(out)["epochs_done"]):
         raise ConfigError(f"{out} already holds a run ({done} epochs done): add --resume to continue it, "
                           "or give another --out.")

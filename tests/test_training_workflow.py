@@ -21,6 +21,7 @@ from moodloop.training.data import Split, load_dataset
 from moodloop.training.distill import soft_targets, teacher_probs
 from moodloop.training.evaluate import EvalConfig, run_evaluation, score
 from moodloop.training.export import ExportConfig, export, parity
+from moodloop.training.plots import _loss_ceiling, curve_png
 from moodloop.training.predict import load_predictor, written_whole
 from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_model
 from moodloop.training.synthetic import write_dataset
@@ -167,6 +168,14 @@ def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):
                 lr_find_iters=8)
     assert 1e-7 < run["recipe"]["lr"] < 10
     assert (tmp_path / "run" / "lr_find.png").stat().st_size > 0
+
+
+def test_a_diverged_epoch_does_not_flatten_the_training_curve(tmp_path):
+    losses = np.array([1.9, 1.5, 1.3, 1440.9, 1.2, 1.1])  # one epoch's validation blew up (a real GPU run)
+    assert _loss_ceiling(losses) == pytest.approx(5 * np.median(losses))
+    assert _loss_ceiling(np.array([2.1, 1.4, 1.2, np.nan])) is None  # nothing to leave out
+    history = {e + 1: {"train_loss": 1.0, "valid_loss": v, "accuracy": 0.5} for e, v in enumerate(losses)}
+    assert curve_png(history, tmp_path / "curve.png").stat().st_size > 0
 
 
 def test_a_failed_write_leaves_the_old_file_whole(tmp_path):

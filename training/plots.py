@@ -59,8 +59,17 @@ def curve_png(history: dict[int, dict[str, float]], path: Path, title: str = "")
     """Save a training curve: train/valid loss (left axis) and accuracy (right) per epoch."""
     epochs = sorted(history)
     figure, loss_ax = plt.subplots(figsize=(7, 4))
-    for key in ("train_loss", "valid_loss"):
-        loss_ax.plot(epochs, [history[e].get(key, np.nan) for e in epochs], label=key)
+    losses = {key: np.array([history[e].get(key, np.nan) for e in epochs]) for key in ("train_loss", "valid_loss")}
+    for key, values in losses.items():
+        loss_ax.plot(epochs, values, label=key)
+    ceiling = _loss_ceiling(np.concatenate(list(losses.values())))
+    if ceiling is not None:  # one diverged epoch would flatten every other point: mark it at the top instead
+        loss_ax.set_ylim(0, ceiling)
+        for values in losses.values():
+            for epoch, value in zip(epochs, values):
+                if value > ceiling:
+                    loss_ax.annotate(f"{value:.3g}", (epoch, ceiling), xytext=(0, -10), textcoords="offset points",
+                                     ha="center", fontsize=7, arrowprops={"arrowstyle": "->"})
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     accuracy_ax = loss_ax.twinx()
@@ -71,3 +80,12 @@ def curve_png(history: dict[int, dict[str, float]], path: Path, title: str = "")
     loss_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     loss_ax.set_title(title)
     return save_figure(path, figure)
+
+
+def _loss_ceiling(losses: np.ndarray) -> float | None:
+    """Return a loss-axis top that leaves out outliers (over 5x the median), or None if there are none."""
+    finite = losses[np.isfinite(losses)]
+    if not finite.size:
+        return None
+    ceiling = 5 * float(np.median(finite))
+    return ceiling if finite.max() > ceiling else None

@@ -17,7 +17,7 @@ import torch
 from moodloop.engine.cli import main
 from moodloop.engine.errors import ConfigError, DataError, ModelError
 from moodloop.sensor.classify import Classifier
-from moodloop.training.data import Split, load_dataset
+from moodloop.training.data import Split, in_fold, load_dataset
 from moodloop.training.distill import soft_targets, teacher_probs
 from moodloop.training.evaluate import EvalConfig, run_evaluation, score
 from moodloop.training.export import ExportConfig, export, parity
@@ -342,3 +342,38 @@ def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_
     assert main([*argv, "--teacher", str(onnx_fp16), "--distill", "1.5"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert "needs both --teacher MODEL" in errors[0] and "0 to 1, not 1.5" in errors[1]
+
+
+def test_out_of_fold_teachers_answer_only_for_the_images_they_never_saw(run_dir, data_dir, tmp_path, capsys):
+    data = load_dataset(data_dir)
+    train_split = data.split("train")
+    folds = [in_fold(train_split.names, k, 2) for k in (0, 1)]
+    assert (folds[0] ^ folds[1]).all() and 0 < folds[0].sum() < len(train_split)
+    argv = ["train", "--data", str(data_dir), "--arch", "resnet18", "--epochs", "1", "--batch-size", "4",
+            "--lr", "1e-3", "--device", "cpu"]
+    runs = [tmp_path / f"f{k}" for k in (0, 1)]
+    for k, run in enumerate(runs):
+        assert main([*argv, "--out", str(run), "--holdout", f"{k}/2"]) == 0
+        record = json.loads((run / "run.json").read_text())
+        assert record["train_images"] == (~folds[k]).sum() and record["recipe"]["fold"] == k
+    assert main([*argv, "--out", str(runs[0]), "--resume", "--epochs", "2"]) == 0  # the stored fold again
+    exported = tmp_path / "f1.onnx"
+    assert main(["export", "--run", str(runs[1]), "--out", str(exported)]) == 0
+
+    answers = [score(load_predictor(run), train_split.images, "flip") for run in runs]
+    expected = np.where(folds[0][:, None], answers[0], answers[1])
+    probs = teacher_probs([runs[0], exported], train_split, data.classes, tmp_path / "oof.npz")
+    np.testing.assert_allclose(probs, expected / expected.sum(1, keepdims=True), atol=1e-4)
+    # A teacher trained on every image answers for all of them, beside the fold's own teacher.
+    full = score(load_predictor(run_dir), train_split.images, "flip")
+    mixed = teacher_probs([runs[0], run_dir], train_split, data.classes, tmp_path / "mixed.npz")
+    expected = np.where(folds[0][:, None], answers[0] + full, full)
+    np.testing.assert_allclose(mixed, expected / expected.sum(1, keepdims=True), atol=1e-4)
+    with pytest.raises(ConfigError, match="in no teacher's held-out fold"):
+        teacher_probs([runs[0]], train_split, data.classes, tmp_path / "half.npz")
+
+    assert main([*argv, "--out", str(tmp_path / "bad"), "--holdout", "2/2"]) == 2
+    with pytest.raises(SystemExit):
+        main([*argv, "--out", str(tmp_path / "bad"), "--holdout", "half"])
+    errors = capsys.readouterr().err
+    assert "0 <= K < N" in errors and "is not K/N" in errors

@@ -23,15 +23,15 @@ _CLEAN_EXAMPLES = """examples:
 
 _TRAIN_EXAMPLES = """examples:
   moodloop train --data ../shared/data/fer2013/fer2013-trainval.zip --out runs/fer34
-  moodloop train --data fer2013-trainval.zip --out runs/fer34 --exclude clean/exclude.txt \\
-                 --epochs 24 --lr 0.05 --bf16                  # the shipped model's first stage;
-  moodloop train --data fer2013-trainval.zip --out runs/fer34b --exclude clean/exclude.txt \\
-                 --init runs/fer34 --epochs 42 --lr 0.03 --bf16 # its second (docs/model.md)
+  moodloop train --data fer2013-trainval.zip --out runs/C --exclude clean/exclude.txt --bf16 \\
+                 --epochs 140 --batch-size 256 --lr 0.1 --mixup 0.2 --erase 0.5   # a GPU run
   moodloop train --data fer2013.csv --out runs/r18 --arch resnet18 --epochs 10 --merge disgust=angry
   moodloop train --data faces.zip --out runs/mine --exclude clean/exclude.txt --resume
                  # continue after an interruption: the same --data, --merge and --exclude
   moodloop train --data fer2013-trainval.zip --out runs/kd --init sensor/models/fer_resnet34.onnx \\
                  --teacher big.onnx --teacher other.onnx --distill 0.5   # distil slower models
+  moodloop train --data fer2013-trainval.zip --out runs/f0 --holdout 0/5 ...   # then 1/5 .. 4/5:
+                 # out-of-fold teachers, each answering only for the images it never saw
 
 A run folder holds run.json, history.csv (metrics per epoch), curve.png (their plot), last.pth
 (resume point), best.pth (best validation epoch), lr_find.png and, when distilling, teacher.npz.
@@ -98,6 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--bf16", action="store_true", default=None,
                        help="train under bfloat16 autocast: about 2x faster on AMX CPUs and recent GPUs")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
+    train.add_argument("--holdout", type=_fold, metavar="K/N",
+                       help="train without fold K of N of the training images (fixed by image name) to make "
+                            "an out-of-fold teacher: as --teacher it answers only for the images it never "
+                            "saw; N runs, K = 0 .. N-1, cover them all")
     train.add_argument("--exclude", type=Path, metavar="FILE", help="skip the images listed in FILE (from `moodloop clean`)")
     train.add_argument("--init", type=Path, metavar="WEIGHTS",
                        help="start from local weights instead of random ones: a run folder, a .pth or an "
@@ -157,6 +161,15 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
 
 
+def _fold(text: str) -> tuple[int, int]:
+    """Parse ``--holdout K/N`` into (K, N); Recipe checks the range."""
+    try:
+        fold, folds = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (fold K of N), e.g. 0/5") from None
+    return fold, folds
+
+
 def run_clean(args: argparse.Namespace) -> int:
     """Run `moodloop clean`."""
     from moodloop.training.clean import CleanConfig, find_issues, write_report
@@ -188,7 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
              "maxpool": args.maxpool, "stem_stride": args.stem_stride, "mixup": args.mixup,
-             "bf16": args.bf16, "seed": args.seed,
+             "bf16": args.bf16, "seed": args.seed, **dict(zip(("fold", "folds"), args.holdout or ())),
              "distill": _DEFAULT_DISTILL if args.teacher and args.distill is None else args.distill}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))

@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -30,7 +31,7 @@ from moodloop.engine.errors import DataError
 from moodloop.engine.protocol import LABELS
 
 log = logging.getLogger(__name__)
-__all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "read_exclusions", "FER_LABELS",
+__all__ = ["Split", "Dataset", "load_dataset", "parse_merge", "read_exclusions", "in_fold", "FER_LABELS",
            "CSV_EMOTIONS", "IMAGE_SIZE"]
 
 FER_LABELS = LABELS
@@ -109,6 +110,15 @@ class Dataset:
             log.warning("%d images on the exclusion list are not in this dataset, e.g. %s",
                         len(unknown), min(unknown))
         return replace(self, splits={k: s.without(drop) for k, s in self.splits.items()})
+
+
+def in_fold(names: Sequence[str], fold: int, folds: int) -> np.ndarray:
+    """Return a bool mask of the images that fall in fold ``fold`` of ``folds``.
+
+    The fold follows from the image's name alone (its CRC-32), so every run, machine and
+    exclusion list agrees on it: the runs of an out-of-fold set need not share anything else.
+    """
+    return np.array([zlib.crc32(name.encode()) % folds == fold for name in names], dtype=bool)
 
 
 def read_exclusions(path: str | Path) -> set[str]:

@@ -11,6 +11,14 @@ augmentations are mild enough for the answer to stand); the result is cached in 
 (``teacher.npz``), so ``--resume`` does not pay for it again. The cache is keyed by the image
 names and each teacher's path, size and modification time, so a teacher retrained in place is
 asked again.
+
+Teachers remember the images they were trained on (a model that scores 68 % on validation is
+right on about 95 % of its own training images), so on those images their answers mostly
+repeat the label. Out-of-fold teachers fix that: ``moodloop train --holdout K/N`` trains
+without fold K of the training images, and a teacher that held a fold out answers only for
+that fold. N such runs (K = 0 .. N-1) give every training image the answer of a model that
+never saw it; teachers trained on all images answer for every image, and each image's target
+averages the teachers that answered for it.
 """
 
 from __future__ import annotations
@@ -22,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from moodloop.engine.errors import ConfigError
-from moodloop.training.data import Split
+from moodloop.training.data import Split, in_fold
 from moodloop.training.evaluate import score
-from moodloop.training.predict import label_columns, load_predictor, weights_file
+from moodloop.training.predict import Predictor, RunPredictor, label_columns, load_predictor, weights_file
 
 __all__ = ["teacher_probs", "soft_targets", "TEACHER_FILE"]
 
@@ -45,7 +53,8 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
         device: where checkpoint teachers run.
 
     Raises:
-        ConfigError: no teachers were given.
+        ConfigError: no teachers were given, or some images are in no out-of-fold teacher's
+            held-out fold (and no teacher was trained on all images).
     """
     if not teachers:
         raise ConfigError("Distillation needs at least one --teacher model.")
@@ -55,13 +64,29 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
             if np.array_equal(stored["key"], key):
                 return stored["probs"]
     total = np.zeros((len(split), len(classes)), np.float32)
+    answered = np.zeros(len(split), np.int64)
     for teacher in teachers:
-        log.info("scoring %d training images with teacher %s", len(split), teacher)
         predictor = load_predictor(teacher, device)
-        total += score(predictor, split.images, "flip")[:, label_columns(predictor.labels, classes)]
-    probs = total / total.sum(1, keepdims=True)  # renormalise over the dataset's classes
+        unseen = _unseen(predictor, split.names)
+        log.info("scoring %d training images with teacher %s", unseen.sum(), teacher)
+        if unseen.any():  # a tiny dataset can leave a fold empty
+            total[unseen] += score(predictor, split.images[unseen], "flip")[:, label_columns(predictor.labels, classes)]
+        answered += unseen
+    if not answered.all():
+        raise ConfigError(f"{(answered == 0).sum()} training images (e.g. {split.names[answered.argmin()]}) are "
+                          "in no teacher's held-out fold: give an out-of-fold teacher for every fold "
+                          "(--holdout 0/N ... N-1/N), or add a teacher trained on all images.")
+    probs = total / total.sum(1, keepdims=True)  # the teachers' mean, renormalised over the dataset's classes
     np.savez(cache, key=key, probs=probs)
     return probs
+
+
+def _unseen(predictor: Predictor, names: Sequence[str]) -> np.ndarray:
+    """Return a mask of the images a teacher may answer for: its held-out fold, or all of them."""
+    recipe = (predictor.recipe.to_dict() if isinstance(predictor, RunPredictor)
+              else predictor.info.provenance.get("recipe", {}))  # an export carries its run's recipe
+    folds = recipe.get("folds", 1)
+    return np.ones(len(names), bool) if folds == 1 else in_fold(names, recipe["fold"], folds)
 
 
 def _fingerprint(teacher: Path) -> str:

@@ -73,6 +73,10 @@ class Recipe:
             alone, and anything above needs teachers (see distill.py).
         bf16: train under bfloat16 autocast.
         seed: random seed for weights, shuffling and augmentation.
+        folds: split the training images into this many fixed folds (``data.in_fold``) and
+            train without fold ``fold``, to make an out-of-fold teacher (see distill.py);
+            1 trains on all of them.
+        fold: the fold left out when ``folds`` is above 1.
     """
 
     arch: str = "resnet34"
@@ -92,6 +96,8 @@ class Recipe:
     distill: float = 0.0
     bf16: bool = False
     seed: int = 0
+    folds: int = 1
+    fold: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -104,6 +110,9 @@ class Recipe:
             raise ConfigError(f"--mixup must be 0 (off) or a positive alpha, not {self.mixup}.")
         if not 0 <= self.distill <= 1:
             raise ConfigError(f"--distill is the teachers' share of the targets, 0 to 1, not {self.distill}.")
+        if self.folds < 1 or not 0 <= self.fold < self.folds:
+            raise ConfigError(f"--holdout {self.fold}/{self.folds}: leave out fold K of N with 0 <= K < N, "
+                              "e.g. --holdout 0/5 (then 1/5 ... 4/5 for the other runs of the set).")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"Unknown --optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
 

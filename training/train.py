@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fastai.callback.core import Callback
@@ -30,7 +31,7 @@ from fastai.learner import Learner
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
 from moodloop.engine.errors import ConfigError, ModelError
-from moodloop.training.data import Dataset
+from moodloop.training.data import Dataset, Split, in_fold
 from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
 from moodloop.training.predict import weights_file, written_whole
@@ -117,13 +118,14 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(device)
     torch.backends.cudnn.benchmark = True  # fixed 48 px batches: let cuDNN time and keep its fastest kernels
-    train_split, valid_split = data.split("train"), data.split("valid")
     run_path = out / RUN_FILE
     if resume:
         if not run_path.exists():
             raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
         run = read_run(out)
         recipe = Recipe.from_dict(run["recipe"])
+    train_split, valid_split = _training_images(data, recipe), data.split("valid")
+    if resume:
         norm = Normalization(**run["normalization"])
         teachers = [Path(t) for t in run.get("teachers", [])]
         if not (out / "last.pth").is_file():
@@ -185,6 +187,14 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
                             cbs=[CSVLogger(fname="history.csv", append=start > 0),
                                  _Checkpoint(out, run), _ReleaseMemory()])
     return run
+
+
+def _training_images(data: Dataset, recipe: Recipe) -> Split:
+    """Return the training split, without the fold the recipe leaves out (if any)."""
+    split = data.split("train")
+    if recipe.folds == 1:
+        return split
+    return split.without(np.array(split.names)[in_fold(split.names, recipe.fold, recipe.folds)])
 
 
 def _load_weights(learn: Learner, init: Path) -> None:

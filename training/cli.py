@@ -198,10 +198,11 @@ def run_train(args: argparse.Namespace) -> int:
     from moodloop.training.recipe import Recipe
     from moodloop.training.train import train
 
+    fold, folds = args.holdout or (None, None)
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
              "maxpool": args.maxpool, "stem_stride": args.stem_stride, "mixup": args.mixup,
-             "bf16": args.bf16, "seed": args.seed, **dict(zip(("fold", "folds"), args.holdout or ())),
+             "bf16": args.bf16, "seed": args.seed, "fold": fold, "folds": folds,
              "distill": _DEFAULT_DISTILL if args.teacher and args.distill is None else args.distill}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
     data = load_dataset(args.data, parse_merge(args.merge))

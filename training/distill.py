@@ -64,16 +64,16 @@ def teacher_probs(teachers: Sequence[Path], split: Split, classes: Sequence[str]
             if np.array_equal(stored["key"], key):
                 return stored["probs"]
     total = np.zeros((len(split), len(classes)), np.float32)
-    answered = np.zeros(len(split), np.int64)
+    answered = np.zeros(len(split), bool)
     for teacher in teachers:
         predictor = load_predictor(teacher, device)
         unseen = _unseen(predictor, split.names)
         log.info("scoring %d training images with teacher %s", unseen.sum(), teacher)
         if unseen.any():  # a tiny dataset can leave a fold empty
             total[unseen] += score(predictor, split.images[unseen], "flip")[:, label_columns(predictor.labels, classes)]
-        answered += unseen
+        answered |= unseen
     if not answered.all():
-        raise ConfigError(f"{(answered == 0).sum()} training images (e.g. {split.names[answered.argmin()]}) are "
+        raise ConfigError(f"{(~answered).sum()} training images (e.g. {split.names[answered.argmin()]}) are "
                           "in no teacher's held-out fold: give an out-of-fold teacher for every fold "
                           "(--holdout 0/N ... N-1/N), or add a teacher trained on all images.")
     probs = total / total.sum(1, keepdims=True)  # the teachers' mean, renormalised over the dataset's classes

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from moodloop.engine.errors import ModelError
 from moodloop.training.data import IMAGE_SIZE, Split
-from moodloop.training.predict import OnnxPredictor, RunPredictor, label_columns, written_whole
+from moodloop.training.predict import OnnxPredictor, Predictor, RunPredictor, label_columns, written_whole
 
 if TYPE_CHECKING:
     import onnx
     import torch
 
-__all__ = ["ExportConfig", "export", "fp16_storage", "exported_weights", "provenance", "Parity", "parity"]
+__all__ = ["ExportConfig", "export", "fp16_storage", "exported_weights", "provenance", "Parity", "compare", "parity"]
 
 _FP16_SUFFIX = "__fp16"  # a float16-stored initializer's name; a Cast restores the original name
 _MODEL_PREFIX = "0."  # the model is module 0 of the exported Sequential(model, Softmax)
@@ -120,14 +121,23 @@ def exported_weights(path: Path) -> dict[str, torch.Tensor]:
 
     Args:
         path: an .onnx file written by ``export``, float16 or float32 storage.
+
+    Raises:
+        ModelError: the file holds int8 weights (``moodloop quantize``).
     """
     import onnx
     import torch
     from onnx import numpy_helper
 
+    model = onnx.load(str(path))
+    made = json.loads({p.key: p.value for p in model.metadata_props}.get("moodloop", "{}")).get("provenance", {})
+    if "int8" in made:  # convolutions fused with their BatchNorms, then rounded: not trainable weights
+        raise ModelError(f"{path} holds int8 weights made by `moodloop quantize` from {made['int8']['source']}; "
+                         "training needs the float model it was made from (for the shipped model, see "
+                         '"Float weights" in docs/model.md).')
     return {t.name.removesuffix(_FP16_SUFFIX).removeprefix(_MODEL_PREFIX):
             torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
-            for t in onnx.load(str(path)).graph.initializer if t.name.startswith(_MODEL_PREFIX)}
+            for t in model.graph.initializer if t.name.startswith(_MODEL_PREFIX)}
 
 
 def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
@@ -161,42 +171,54 @@ def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:
 
 @dataclass(frozen=True)
 class Parity:
-    """How closely an exported model reproduces its fastai learner on the same images.
+    """How closely a model file reproduces a reference model on the same images.
 
     Attributes:
         images: images compared.
         agreement: share of images where both predict the same class.
         max_prob_diff: largest absolute difference of any class probability.
-        learner_accuracy: the fastai learner's accuracy (float32).
-        onnx_accuracy: the exported model's accuracy.
+        reference_accuracy: the reference's accuracy (the fastai learner in float32, or the
+            float model a quantized one was made from).
+        model_accuracy: the model file's accuracy.
     """
 
     images: int
     agreement: float
     max_prob_diff: float
-    learner_accuracy: float
-    onnx_accuracy: float
+    reference_accuracy: float
+    model_accuracy: float
 
     def to_dict(self) -> dict:
         """Return the figures as plain JSON-ready values."""
         return asdict(self)
 
 
+def compare(reference: Predictor, model: Predictor, split: Split, classes: tuple[str, ...]) -> Parity:
+    """Score two models on ``split`` and measure how closely ``model`` follows ``reference``.
+
+    Args:
+        reference: the model to match.
+        model: the model under test.
+        split: labelled images to score.
+        classes: the split's class names (matched to the model labels by name).
+    """
+    a, b = reference.predict(split.images), model.predict(split.images)
+    b = b[:, label_columns(model.labels, reference.labels)]  # same order, whatever the file says
+    actual = label_columns(reference.labels, classes)[split.labels]
+    return Parity(len(split), float((a.argmax(1) == b.argmax(1)).mean()), float(np.abs(a - b).max()),
+                  float((a.argmax(1) == actual).mean()), float((b.argmax(1) == actual).mean()))
+
+
 def parity(run: Path, onnx_path: Path, split: Split, classes: tuple[str, ...],
            checkpoint: str = "best", device: str | None = None) -> Parity:
-    """Compare the run's fastai learner and the exported ONNX model on ``split``.
+    """Compare the run's fastai learner and the exported ONNX model on ``split`` (see ``compare``).
 
     Args:
         run: the training run folder.
         onnx_path: the exported model.
         split: labelled images to score.
-        classes: the split's class names (matched to the model labels by name).
+        classes: the split's class names.
         checkpoint: the checkpoint the ONNX model was exported from.
         device: where the learner runs.
     """
-    learner, exported = RunPredictor(run, checkpoint, device), OnnxPredictor(onnx_path)
-    a, b = learner.predict(split.images), exported.predict(split.images)
-    b = b[:, label_columns(exported.labels, learner.labels)]  # same order, whatever the file says
-    actual = label_columns(learner.labels, classes)[split.labels]
-    return Parity(len(split), float((a.argmax(1) == b.argmax(1)).mean()), float(np.abs(a - b).max()),
-                  float((a.argmax(1) == actual).mean()), float((b.argmax(1) == actual).mean()))
+    return compare(RunPredictor(run, checkpoint, device), OnnxPredictor(onnx_path), split, classes)

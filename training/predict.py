@@ -47,6 +47,10 @@ class OnnxPredictor:
     Args:
         path: the .onnx file.
         batch_size: images per onnxruntime call.
+
+    Attributes:
+        info: what the file's metadata says about the model.
+        metadata: that metadata as stored (JSON).
     """
 
     path: Path
@@ -63,8 +67,8 @@ class OnnxPredictor:
             self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises untyped errors for bad files
             raise ModelError(f"{self.path} is not a loadable ONNX model ({exc}).") from exc
-        meta = self._session.get_modelmeta().custom_metadata_map.get("moodloop")
-        self.info = ModelInfo.from_metadata(self.path, meta)
+        self.metadata = self._session.get_modelmeta().custom_metadata_map.get("moodloop")
+        self.info = ModelInfo.from_metadata(self.path, self.metadata)
         self.name, self.labels = self.path.name, self.info.labels
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -72,14 +76,17 @@ class OnnxPredictor:
         return np.concatenate([self._run(images[i:i + self.batch_size])
                                for i in range(0, len(images), self.batch_size)])
 
-    def _run(self, images: np.ndarray) -> np.ndarray:
+    def inputs(self, images: np.ndarray) -> np.ndarray:
+        """Return the model's float32 input [N, C, H, W] for uint8 gray images [N, 48, 48]."""
         info = self.info
         if (info.height, info.width) != (IMAGE_SIZE, IMAGE_SIZE):
             images = np.stack([cv2.resize(i, (info.width, info.height), interpolation=cv2.INTER_AREA)
                                for i in images])
         x = np.repeat(images[:, None].astype(np.float32) / 255, info.channels, axis=1)  # gray to C
-        x = (x - np.float32(info.mean).reshape(1, -1, 1, 1)) / np.float32(info.std).reshape(1, -1, 1, 1)
-        return self._session.run(["probs"], {"input": x})[0]
+        return (x - np.float32(info.mean).reshape(1, -1, 1, 1)) / np.float32(info.std).reshape(1, -1, 1, 1)
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        return self._session.run(["probs"], {"input": self.inputs(images)})[0]
 
 
 @dataclass

@@ -85,7 +85,7 @@ def quantize(config: QuantizeConfig, faces: np.ndarray) -> Path:
     if config.flip:
         _average_with_mirror(model, len(source.labels))
     meta = json.loads(source.metadata)
-    meta["provenance"]["int8"] = {
+    meta.setdefault("provenance", {})["int8"] = {  # provenance is optional in a model file
         "source": config.model.name,
         "source_sha256": hashlib.sha256(config.model.read_bytes()).hexdigest(),
         "calibration_images": len(faces),

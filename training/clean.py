@@ -31,9 +31,14 @@ import numpy as np
 
 from moodloop.training.data import Dataset
 
-__all__ = ["CleanConfig", "Finding", "KINDS", "find_issues", "dhash", "write_report"]
+__all__ = ["CleanConfig", "Finding", "KINDS", "find_issues", "pixel_std", "dhash", "write_report"]
 
 KINDS = ("unreadable", "blank", "duplicate", "near_duplicate", "mislabeled")
+
+
+def pixel_std(images: np.ndarray) -> np.ndarray:
+    """Return each image's pixel standard deviation (0-255 scale): below ``blank_std``, it is blank."""
+    return images.reshape(len(images), -1).std(axis=1)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def find_issues(data: Dataset, probs: Mapping[str, np.ndarray] | None = None,
     bad = set()  # unreadable and blank images are not compared for duplicates
     for split, s in splits.items():
         unreadable = set(s.unreadable)
-        std = s.images.reshape(len(s), -1).std(1)
+        std = pixel_std(s.images)
         for i, name in enumerate(s.names):
             if name in unreadable:
                 findings.append(finding("unreadable", split, i, "could not be decoded"))

@@ -30,7 +30,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from moodloop.engine.errors import DataError, ModelError
 from moodloop.sensor.classify import Classifier
-from moodloop.training.clean import CleanConfig
+from moodloop.training.clean import CleanConfig, pixel_std
 from moodloop.training.predict import OnnxPredictor, written_whole
 
 __all__ = ["QuantizeConfig", "quantize"]
@@ -70,7 +70,7 @@ def quantize(config: QuantizeConfig, faces: np.ndarray) -> Path:
     if "int8" in source.info.provenance:
         raise ModelError(f"{config.model} is already quantized; pass the float model it was made from "
                          f"({source.info.provenance['int8']['source']}).")
-    faces = faces[faces.reshape(len(faces), -1).std(axis=1) >= CleanConfig().blank_std]
+    faces = faces[pixel_std(faces) >= CleanConfig().blank_std]
     if not len(faces):
         raise DataError("Quantization needs calibration faces, and the data gave none that are not blank.")
     with tempfile.TemporaryDirectory() as tmp:

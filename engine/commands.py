@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from moodloop.engine.errors import ConfigError
 from moodloop.engine.mock import SCENARIO_NAMES
-from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, to_record
+from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, to_record, topic_named
 from moodloop.engine.transport import RELAY_FRONTEND
 
 if TYPE_CHECKING:
@@ -152,10 +152,10 @@ def _until_interrupted(run: Callable[[argparse.Namespace], int]) -> Callable[[ar
 
 
 def _topic(value: str) -> str:
-    topic = value if value.startswith("moodloop.") else f"moodloop.{value}"
-    if topic not in TOPICS:
-        raise argparse.ArgumentTypeError(f"unknown topic {value!r}; choose emotion, state or status")
-    return topic
+    try:
+        return topic_named(value)
+    except ConfigError as exc:  # argparse reports only its own error types as usage errors
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from moodloop.engine.errors import ProtocolError
+from moodloop.engine.errors import ConfigError, ProtocolError
 
 __all__ = [
     "VERSION",
@@ -37,6 +37,7 @@ __all__ = [
     "decode",
     "to_record",
     "from_record",
+    "topic_named",
 ]
 
 VERSION = 1
@@ -50,6 +51,19 @@ STATES = ("engaged", "bored", "absent", "unknown")
 CAMERA_STATES = ("ok", "lost", "none")
 
 _SUM_TOLERANCE = 1e-3
+
+
+def topic_named(name: str) -> str:
+    """The topic ``name`` stands for: a topic, or its short form such as ``"state"``.
+
+    Raises:
+        ConfigError: ``name`` is no topic.
+    """
+    topic = name if name.startswith("moodloop.") else f"moodloop.{name}"
+    if topic not in TOPICS:
+        full = ", ".join(TOPICS)
+        raise ConfigError(f"Unknown topic {name!r}; choose emotion, state or status (or in full {full}).")
+    return topic
 
 
 def _number(lo: float = -math.inf, hi: float = math.inf) -> Callable[[Any], float]:
@@ -221,6 +235,14 @@ class State(_Base):
     since: float
     confidence: float
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.since > self.t:  # a game would see the state last a negative time
+            raise ProtocolError(
+                f"{STATE}: since ({self.since}) is later than t ({self.t}); a state cannot begin "
+                "after the message that announces it"
+            )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Status(_Base):
@@ -258,6 +280,15 @@ def _payload(msg: Message) -> dict[str, Any]:
     return payload
 
 
+def _upgrade_hint(version: Any) -> str:
+    """Which side to upgrade, when the version number tells."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        return f"this reader speaks v{VERSION}; upgrade moodloop on the older side"
+    if version > VERSION:
+        return f"the sender is newer (v{version}, this reader v{VERSION}): upgrade moodloop on this side"
+    return f"the sender is older (v{version}, this reader v{VERSION}): upgrade moodloop on the sender"
+
+
 def _build(topic: str, payload: Any) -> Message:
     cls = _CLASSES.get(topic)
     if cls is None:
@@ -266,10 +297,8 @@ def _build(topic: str, payload: Any) -> Message:
         raise ProtocolError(f"{topic}: payload must be a JSON object, got {type(payload).__name__}")
     version = payload.get("v")
     if isinstance(version, bool) or version != VERSION:  # `true == 1` in Python, not on the wire
-        raise ProtocolError(
-            f"{topic}: protocol version {version!r} is not supported (this reader speaks "
-            f"v{VERSION}); upgrade moodloop on the older side"
-        )
+        hint = _upgrade_hint(version)
+        raise ProtocolError(f"{topic}: protocol version {version!r} is not supported; {hint}")
     fields = dataclasses.fields(cls)
     missing = [
         f.name

@@ -9,12 +9,9 @@ import zmq
 
 from moodloop.engine.protocol import DEFAULT_ENDPOINT, Message, encode
 from moodloop.engine.recording import Recorder
-from moodloop.engine.transport import RELAY_FRONTEND, SocketOwner, open_socket
+from moodloop.engine.transport import RELAY_FRONTEND, SEND_OPTIONS, SocketOwner, open_socket
 
 __all__ = ["Publisher"]
-
-# A few seconds of emotion messages at most: a slow subscriber gets the newest, never a backlog.
-_SNDHWM = 64
 
 
 class Publisher(SocketOwner):
@@ -27,10 +24,11 @@ class Publisher(SocketOwner):
             RELAY_FRONTEND when connecting.
         source: Publisher id stamped on every message, e.g. a player name.
         connect: Connect to a relay instead of binding.
-        record: Also append every published message to this JSON-lines file.
+        record: Also write every published message to this new JSON-lines file.
 
     Raises:
-        ConfigError: The endpoint cannot be bound/connected or the record file created.
+        ConfigError: The endpoint cannot be bound/connected, or the record file created (an
+            existing file is never overwritten).
     """
 
     # The last messages, e.g. the sensor's final "camera none" heartbeat, still leave after
@@ -49,8 +47,9 @@ class Publisher(SocketOwner):
         endpoint = endpoint or (RELAY_FRONTEND if connect else DEFAULT_ENDPOINT)
         self.source = source
         self._seq = 0
-        self._socket = open_socket(zmq.PUB, endpoint, bind=not connect, role="publisher")
-        self._socket.setsockopt(zmq.SNDHWM, _SNDHWM)
+        self._socket = open_socket(
+            zmq.PUB, endpoint, bind=not connect, role="publisher", options=SEND_OPTIONS
+        )
         try:
             self._recorder = Recorder(record) if record is not None else None
         except BaseException:
@@ -67,6 +66,9 @@ class Publisher(SocketOwner):
 
         Returns:
             The message as sent.
+
+        Raises:
+            ConfigError: The record file cannot be written (e.g. the disk is full).
         """
         stamped = dataclasses.replace(msg, seq=self._seq, source=self.source)
         self._seq += 1

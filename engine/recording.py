@@ -1,11 +1,12 @@
 """JSON-lines recordings of the event stream: one ``to_record`` object per line.
 
 ``moodloop listen --record``, ``moodloop sensor --record`` and ``Publisher(record=...)`` write
-them; ``moodloop mock --replay`` plays them back with their original timing.
+them, always to a new file; ``moodloop mock --replay`` plays them back with their original timing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -27,30 +28,50 @@ log = logging.getLogger(__name__)
 
 
 class Recorder(Closeable):
-    """Appends messages to a JSON-lines file, one flushed line each.
+    """Writes messages to a new JSON-lines file, one flushed line each.
 
-    Flushing every line keeps a recording usable even when the process is killed.
+    Flushing every line keeps a recording usable even when the process is killed. An existing
+    file is never overwritten: a mistyped ``--record`` must not destroy a video or a model.
 
     Args:
-        path: File to create (an existing file is overwritten).
+        path: File to create; it must not exist yet.
 
     Raises:
-        ConfigError: The file cannot be created.
+        ConfigError: The file exists already or cannot be created.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._file = self.path.open("w", encoding="utf-8")
+            self._file = self.path.open("x", encoding="utf-8")
+        except FileExistsError:
+            raise ConfigError(
+                f"The recording file {self.path} already exists; nothing was overwritten. Choose a "
+                "new name or delete that file."
+            ) from None
         except OSError as exc:
             raise ConfigError(
                 f"Cannot write the recording {self.path}: {exc.strerror}. Choose another path."
             ) from None
 
     def write(self, msg: Message) -> None:
-        """Append one message as a JSON line."""
-        self._file.write(json.dumps(to_record(msg), separators=(",", ":")) + "\n")
-        self._file.flush()
+        """Append one message as a JSON line.
+
+        Raises:
+            ConfigError: The line could not be written (e.g. the disk is full); the recording
+                is closed, keeping the lines written before.
+        """
+        try:
+            self._file.write(json.dumps(to_record(msg), separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            # Closing flushes the unwritten line again and fails again: close() must not.
+            with contextlib.suppress(OSError):
+                self._file.close()
+            raise ConfigError(
+                f"Could not write to the recording {self.path}: {exc.strerror}. The lines before "
+                "are kept; free some disk space or record to another disk."
+            ) from None
 
     def close(self) -> None:
         """Close the file; further writes fail."""

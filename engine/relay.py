@@ -14,7 +14,7 @@ import zmq
 
 from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.protocol import DEFAULT_ENDPOINT
-from moodloop.engine.transport import RELAY_FRONTEND, open_socket
+from moodloop.engine.transport import RECEIVE_OPTIONS, RELAY_FRONTEND, SEND_OPTIONS, open_socket
 
 __all__ = ["Relay"]
 
@@ -36,9 +36,15 @@ class Relay(Closeable):
     """
 
     def __init__(self, frontend: str = RELAY_FRONTEND, backend: str = DEFAULT_ENDPOINT) -> None:
-        self._frontend = open_socket(zmq.XSUB, frontend, bind=True, role="relay frontend")
+        # Receiving like a Subscriber and sending like a Publisher, the relay keeps what waits
+        # for a stalled game as bounded as a direct connection does.
+        self._frontend = open_socket(
+            zmq.XSUB, frontend, bind=True, role="relay frontend", options=RECEIVE_OPTIONS
+        )
         try:
-            self._backend = open_socket(zmq.XPUB, backend, bind=True, role="relay backend")
+            self._backend = open_socket(
+                zmq.XPUB, backend, bind=True, role="relay backend", options=SEND_OPTIONS
+            )
         except Exception:
             self._frontend.close()
             raise

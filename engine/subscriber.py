@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 import zmq
 
-from moodloop.engine.errors import ConfigError, ProtocolError
-from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, State, Status, decode
-from moodloop.engine.transport import SocketOwner, open_socket
+from moodloop.engine.errors import ConfigError, MoodloopError, ProtocolError
+from moodloop.engine.protocol import (
+    DEFAULT_ENDPOINT,
+    TOPICS,
+    Emotion,
+    Message,
+    State,
+    Status,
+    decode,
+    topic_named,
+)
+from moodloop.engine.transport import RECEIVE_OPTIONS, SocketOwner, open_socket
 
 __all__ = ["Subscriber"]
 
@@ -20,11 +30,8 @@ log = logging.getLogger(__name__)
 # One warning per this many seconds at most, so a flood of bad messages cannot flood the log.
 _WARN_EVERY_S = 5.0
 _ASYNC_POLL_S = 0.01
-# Seconds of emotion messages, not minutes: a longer backlog would only be stale (ZeroMQ drops
-# what does not fit, and the publisher never waits).
-_RCVHWM = 100
 # A publisher flooding faster than poll() decodes would otherwise keep it draining forever;
-# this is far more than ever sits queued (RCVHWM plus socket buffers) at a sane rate.
+# this is far more than ever sits queued (RECEIVE_OPTIONS) at a sane rate.
 _MAX_PER_POLL = 1000
 
 
@@ -35,35 +42,43 @@ class Subscriber(SocketOwner):
     iterate :meth:`messages` or ``async for msg in sub.amessages()``. Bad messages are dropped,
     counted in :attr:`dropped` and logged, never raised. Not thread-safe.
 
+    Through ``moodloop relay`` several players' sensors share one address: give ``source`` to
+    follow one player, e.g. ``Subscriber(source="alice")``; without it the view mixes them.
+
     Args:
         endpoint: ZeroMQ address of the sensor, mock or relay.
-        topics: Topics to receive, a subset of TOPICS.
+        topics: Topic or topics to receive, of TOPICS, in full or short (``"state"``).
         offline_after: Seconds without any message after which the sensor counts as offline
             (the sensor sends a status heartbeat every second).
         clock: Monotonic clock in seconds; inject a fake one in tests.
         bind: Bind instead of connecting (publishers then connect to us).
+        source: Keep only the messages of the publisher with this ``source`` (a player's
+            sensor); others are ignored, neither returned nor counted as dropped.
 
     Raises:
-        ConfigError: Unknown topic, or the endpoint cannot be used.
+        ConfigError: Unknown topic, ``offline_after`` not a positive number of seconds, or
+            the endpoint cannot be used.
     """
 
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
         *,
-        topics: Iterable[str] = TOPICS,
+        topics: str | Iterable[str] = TOPICS,
         offline_after: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         bind: bool = False,
+        source: str | None = None,
     ) -> None:
-        topics = tuple(topics)
-        unknown = sorted(set(topics) - set(TOPICS))
-        if unknown:
-            raise ConfigError(f"Unknown topic(s) {', '.join(unknown)}; choose from {', '.join(TOPICS)}.")
+        topics = [topic_named(name) for name in ([topics] if isinstance(topics, str) else topics)]
+        if not (math.isfinite(offline_after) and offline_after > 0):
+            raise ConfigError(
+                f"offline_after must be a positive number of seconds such as 3.0, not {offline_after!r}."
+            )
         self.offline_after = offline_after
+        self.source = source
         self._clock = clock
-        self._socket = open_socket(zmq.SUB, endpoint, bind=bind, role="subscriber")
-        self._socket.setsockopt(zmq.RCVHWM, _RCVHWM)
+        self._socket = open_socket(zmq.SUB, endpoint, bind=bind, role="subscriber", options=RECEIVE_OPTIONS)
         for topic in topics:
             self._socket.subscribe(topic.encode("ascii"))
         self._dropped = 0
@@ -85,7 +100,11 @@ class Subscriber(SocketOwner):
 
         Returns:
             The valid messages that arrived since the last call, oldest first.
+
+        Raises:
+            MoodloopError: The subscriber is closed.
         """
+        self._check_open()
         received = []
         for _ in range(_MAX_PER_POLL):
             try:
@@ -102,16 +121,33 @@ class Subscriber(SocketOwner):
 
         Args:
             timeout: Stop after this many seconds without any message; None waits forever.
+
+        Raises:
+            MoodloopError: The subscriber is closed.
         """
-        wait_ms = None if timeout is None else int(timeout * 1000)
-        while self._socket.poll(wait_ms):
-            yield from self.poll()
+        self._check_open()
+        while received := self._next_messages(timeout):
+            yield from received
+
+    def _next_messages(self, timeout: float | None) -> list[Message]:
+        """Wait for :meth:`poll` to return messages; [] after ``timeout`` seconds without."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait_ms = None if deadline is None else max(0, round((deadline - time.monotonic()) * 1000))
+            if not self._socket.poll(wait_ms):
+                return []
+            # Bad messages and other players' wake the socket too, yet are not heard.
+            if (received := self.poll()) or wait_ms == 0:
+                return received
 
     async def amessages(self, timeout: float | None = None) -> AsyncIterator[Message]:
         """Asynchronously yield messages as they arrive, without blocking the event loop.
 
         Args:
             timeout: Stop after this many seconds without any message; None waits forever.
+
+        Raises:
+            MoodloopError: The subscriber is closed.
         """
         loop = asyncio.get_running_loop()
         heard = loop.time()
@@ -124,6 +160,10 @@ class Subscriber(SocketOwner):
             else:
                 await asyncio.sleep(_ASYNC_POLL_S)
 
+    def _check_open(self) -> None:
+        if self._socket.closed:
+            raise MoodloopError("This Subscriber is closed; create a new one to receive again.")
+
     def _accept(self, frames: Sequence[bytes]) -> Message | None:
         now = self._clock()
         try:
@@ -134,7 +174,10 @@ class Subscriber(SocketOwner):
                 self._last_warning = now
                 log.warning("dropped a bad message (%d so far): %s", self._dropped, exc)
             return None
-        if not self.online:  # first contact, or back after an outage: forget the old state
+        if self.source is not None and msg.source != self.source:
+            return None
+        # First contact, back after an outage, or a new sensor process: forget the old state.
+        if not self.online or self._restarted(msg):
             self._state, self._state_began = "unknown", now
         self._last_message = now
         if isinstance(msg, Emotion):
@@ -144,6 +187,20 @@ class Subscriber(SocketOwner):
                 self._status = msg
             self._set_state(msg, now)
         return msg
+
+    def _restarted(self, msg: Message) -> bool:
+        """Whether ``msg`` is the heartbeat of a new process of the last heartbeat's sender.
+
+        A sensor restarted faster than ``offline_after`` never looks offline, but its uptime
+        starts again from zero.
+        """
+        last = self._status
+        return (
+            isinstance(msg, Status)
+            and last is not None
+            and msg.source == last.source
+            and msg.uptime_s < last.uptime_s
+        )
 
     def _set_state(self, msg: State | Status, now: float) -> None:
         if msg.state != self._state:

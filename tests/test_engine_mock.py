@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from itertools import islice
@@ -17,6 +19,7 @@ from moodloop.engine import (
     Emotion,
     MockSensor,
     Publisher,
+    Recorder,
     Scenario,
     Segment,
     State,
@@ -116,6 +119,42 @@ def test_record_then_replay_keeps_the_timing(tmp_path):
         assert arrived == pytest.approx(msg.t - recorded[0].t, abs=0.1)
 
 
+def test_a_recording_never_overwrites_a_file(tmp_path):
+    video = tmp_path / "c.avi"
+    video.write_bytes(b"the input video")
+    with pytest.raises(ConfigError, match="c.avi already exists; nothing was overwritten"):
+        Recorder(video)
+    with pytest.raises(ConfigError, match="already exists"):
+        Publisher(ANY_PORT, record=video)
+    assert video.read_bytes() == b"the input video"
+
+
+RECORD_UNTIL_FULL = """
+import resource, signal, sys
+from moodloop.engine import ConfigError, Recorder, Status
+
+# Writes past 1000 bytes fail with EFBIG, as on a full disk (rather than kill the process).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+recorder = Recorder(sys.argv[1])
+try:
+    for _ in range(100):
+        recorder.write(Status(t=1.0, state="bored", fps=15.0, camera="ok", model="m", uptime_s=1.0))
+except ConfigError as exc:
+    print(exc)
+recorder.close()  # must not fail a second time
+"""
+
+
+def test_a_full_disk_while_recording_is_a_config_error(tmp_path):
+    path = tmp_path / "session.jsonl"
+    argv = [sys.executable, "-c", RECORD_UNTIL_FULL, str(path)]
+    child = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert child.returncode == 0, child.stderr
+    assert re.match(r"Could not write to the recording .*: File too large\. The lines before", child.stdout)
+    assert len(list(read_recording(path))) > 1  # the lines before the failure are kept
+
+
 def command(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="moodloop")
     commands.register(parser.add_subparsers())
@@ -125,7 +164,6 @@ def command(argv: list[str]) -> argparse.Namespace:
 def test_mock_and_listen_commands_talk(tmp_path, capsys):
     with Publisher(ANY_PORT) as probe:  # borrow a free port
         endpoint = probe.endpoint
-    time.sleep(0.2)  # libzmq unbinds in its I/O thread just after close: let the mock bind it
     mock = command(["mock", "engaged", "--endpoint", endpoint, "--duration", "1.5", "--rate", "30"])
     publisher = threading.Thread(target=mock.func, args=(mock,))
     publisher.start()

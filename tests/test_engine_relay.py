@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
-from engine_support import ANY_PORT, status
+from engine_support import ANY_PORT, state, status
 
-from moodloop.engine import ConfigError, Publisher, Relay, Subscriber
+from moodloop.engine import Publisher, Relay, Subscriber
 
 
 def test_two_publishers_reach_one_subscriber_through_the_relay():
@@ -26,16 +27,52 @@ def test_two_publishers_reach_one_subscriber_through_the_relay():
     assert heard == {"alice": "bored", "bob": "engaged"}
 
 
+def test_a_subscriber_can_follow_one_player():
+    with (
+        Relay(ANY_PORT, ANY_PORT) as relay,
+        Publisher(relay.frontend, connect=True, source="alice") as alice,
+        Publisher(relay.frontend, connect=True, source="bob") as bob,
+        Subscriber(relay.backend, source="alice") as sub,
+    ):
+        heard: list[str] = []
+        deadline = time.monotonic() + 1.5
+        while heard.count("alice") < 10 and time.monotonic() < deadline:  # bob's flow by then
+            bob.publish(status(state="engaged"))
+            alice.publish(status(state="bored"))
+            bob.publish(status(state="engaged"))
+            time.sleep(0.005)
+            heard += [m.source for m in sub.poll()]
+        assert set(heard) == {"alice"} and sub.state == "bored" and sub.status.source == "alice"
+        assert sub.dropped == 0  # bob's messages are not bad, only someone else's
+
+
+def test_waiting_for_one_player_times_out_while_another_talks():
+    with (
+        Relay(ANY_PORT, ANY_PORT) as relay,
+        Publisher(relay.frontend, connect=True, source="bob") as bob,
+        Subscriber(relay.backend, source="alice") as sub,
+    ):
+        stop = threading.Event()
+
+        def talk() -> None:  # for a second at most, so a failing test fails rather than hangs
+            for _ in range(200):
+                if stop.wait(0.005):
+                    return
+                bob.publish(state())
+
+        talker = threading.Thread(target=talk)
+        talker.start()
+        try:
+            start = time.monotonic()
+            assert list(sub.messages(timeout=0.1)) == []
+            assert time.monotonic() - start < 0.5
+        finally:
+            stop.set()
+            talker.join()
+
+
 def test_closing_the_relay_frees_its_addresses():
     with Relay(ANY_PORT, ANY_PORT) as relay:
         addresses = relay.frontend, relay.backend
-    # libzmq unbinds in its I/O thread just after close returns: allow it a moment, no more.
-    deadline = time.monotonic() + 2.0
-    while True:
-        try:
-            with Relay(*addresses):
-                return
-        except ConfigError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    with Relay(*addresses) as again:  # at once: binding waits for libzmq to let go of them
+        assert (again.frontend, again.backend) == addresses

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import statistics
 import time
+from collections.abc import Iterator
 from itertools import islice
 
 import pytest
 from engine_support import ANY_PORT, FakeClock, emotion, state, status, until_flowing
 
-from moodloop.engine import ConfigError, Publisher, Subscriber
+from moodloop.engine import ConfigError, MoodloopError, Publisher, Relay, Subscriber
 
 
 def test_late_joiner_learns_the_state_from_the_heartbeat():
@@ -44,6 +47,18 @@ def test_state_age_follows_the_sensors_since():
         pub.publish(status(state="bored"))  # a heartbeat for the same state keeps the anchor
         assert [m.TOPIC for m in islice(sub.messages(timeout=1.0), 1)] == ["moodloop.status"]
         assert sub.state_age == pytest.approx(6.5)
+
+
+def test_a_restarted_sensor_starts_a_new_state_age():
+    clock = FakeClock()
+    with Publisher(ANY_PORT, source="alice") as pub, Subscriber(pub.endpoint, clock=clock) as sub:
+        until_flowing(pub, sub, status(state="engaged", uptime_s=50.0))
+        clock.advance(2.0)
+        pub.publish(status(state="engaged", uptime_s=52.0))
+        assert list(islice(sub.messages(timeout=1.0), 1)) and sub.state_age == pytest.approx(2.0)
+        clock.advance(1.0)  # restarted within offline_after: it never looked offline
+        pub.publish(status(state="engaged", uptime_s=0.5))
+        assert list(islice(sub.messages(timeout=1.0), 1)) and sub.state_age == pytest.approx(0.0)
 
 
 def test_poll_drains_everything_and_keeps_the_newest():
@@ -86,6 +101,40 @@ def test_a_slow_subscriber_never_blocks_the_publisher():
         assert 0 < len(sub.poll()) < sent  # the overflow was dropped, not queued
 
 
+@contextlib.contextmanager
+def direct() -> Iterator[tuple[Publisher, Subscriber]]:
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
+        yield pub, sub
+
+
+@contextlib.contextmanager
+def through_relay() -> Iterator[tuple[Publisher, Subscriber]]:
+    with (
+        Relay(ANY_PORT, ANY_PORT) as relay,
+        Publisher(relay.frontend, connect=True) as pub,
+        Subscriber(relay.backend) as sub,
+    ):
+        yield pub, sub
+
+
+@pytest.mark.parametrize("link", [direct, through_relay])
+def test_a_stalled_game_finds_seconds_of_backlog_not_minutes(link):
+    with link() as (pub, sub):
+        until_flowing(pub, sub, status())
+        msg = emotion()
+        first = pub.publish(msg).seq
+        for n in range(3000):  # over three minutes at 15 fps while the game does not poll
+            pub.publish(msg)
+            if n % 50 == 0:
+                time.sleep(0.001)  # let the I/O threads fill every buffer on the way
+        backlog = list(sub.messages(timeout=0.2))
+        # The queues' 164 messages plus a few KiB of kernel buffers; kernel buffers left to
+        # grow held all 3000. What is left is the start of the stall: newer ones were dropped.
+        assert 100 < len(backlog) < 500 and backlog[0].seq == first
+        fresh = pub.publish(state(state="absent"))
+        assert [m.seq for m in islice(sub.messages(timeout=1.0), 1)] == [fresh.seq]
+
+
 def test_blocking_iterator_stops_after_silence():
     with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
         until_flowing(pub, sub, status())
@@ -106,14 +155,38 @@ def test_async_iterator():
         assert [m.TOPIC for m in asyncio.run(collect(sub))] == ["moodloop.state", "moodloop.emotion"]
 
 
-def test_topic_filter_and_unknown_topics():
-    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, topics=["moodloop.state"]) as sub:
+@pytest.mark.parametrize("topics", [["moodloop.state"], "moodloop.state", "state", ["state"]])
+def test_topic_filter(topics):
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, topics=topics) as sub:
         until_flowing(pub, sub, state())
         pub.publish(status())
         pub.publish(state(state="absent"))
         assert [m.state for m in islice(sub.messages(timeout=1.0), 1)] == ["absent"]
-    with pytest.raises(ConfigError, match="moodloop.mood"):
-        Subscriber(ANY_PORT, topics=["moodloop.mood"])
+
+
+@pytest.mark.parametrize(
+    "options, complaint",
+    [
+        ({"topics": ["moodloop.mood"]}, "moodloop.mood"),
+        ({"topics": "mood"}, "choose emotion, state or status"),
+        ({"offline_after": 0}, "offline_after"),
+        ({"offline_after": -1.0}, "offline_after"),
+        ({"offline_after": math.nan}, "offline_after"),
+        ({"offline_after": math.inf}, "offline_after"),
+    ],
+)
+def test_bad_options_say_what_is_wrong(options, complaint):
+    with pytest.raises(ConfigError, match=complaint):
+        Subscriber(ANY_PORT, bind=True, **options)
+
+
+def test_receiving_after_close_says_the_subscriber_is_closed():
+    sub = Subscriber(ANY_PORT, bind=True)
+    sub.close()
+    with pytest.raises(MoodloopError, match="closed"):
+        sub.poll()
+    with pytest.raises(MoodloopError, match="closed"):
+        list(sub.messages(timeout=0.1))
 
 
 def test_bound_subscriber_with_connecting_publisher():

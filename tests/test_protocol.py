@@ -80,6 +80,7 @@ def test_records_round_trip():
         (emotion, {"latency_ms": float("nan")}, "latency_ms"),
         (state, {"state": "sleepy"}, "state"),
         (state, {"confidence": 2.0}, "confidence"),
+        (state, {"t": 100.0, "since": 100.5}, "since .* is later than t"),
         (status, {"camera": "broken"}, "camera"),
         (status, {"seq": -1}, "seq"),
         (status, {"frame": 1.5}, "frame"),
@@ -104,7 +105,8 @@ BAD_MESSAGES = {
     "one frame": [b"moodloop.status"],
     "boolean version": [b"moodloop.status", GOOD[1].replace(b'"v":1', b'"v":true')],
     "number too large for a float": [b"moodloop.status", GOOD[1].replace(b'"fps":15.0', b'"fps":1' + b"0" * 400)],
-    "nesting too deep for the JSON parser": [b"moodloop.status", b"[" * 100_000],
+    # Deeper than the JSON parser goes, yet under the subscribers' 64 KiB frame limit.
+    "nesting too deep for the JSON parser": [b"moodloop.status", b"[" * 50_000],
 }
 
 
@@ -112,6 +114,20 @@ BAD_MESSAGES = {
 def test_decode_raises_protocol_error(frames):
     with pytest.raises(ProtocolError):
         decode(frames)
+
+
+@pytest.mark.parametrize(
+    "version, advice",
+    [
+        (2, "sender is newer .*upgrade moodloop on this side"),
+        (0, "sender is older .*upgrade moodloop on the sender"),
+        ("1", "speaks v1; upgrade moodloop on the older side"),
+    ],
+)
+def test_a_version_mismatch_says_which_side_to_upgrade(version, advice):
+    body = GOOD[1].replace(b'"v":1', f'"v":{json.dumps(version)}'.encode())
+    with pytest.raises(ProtocolError, match=advice):
+        decode([GOOD[0], body])
 
 
 def test_subscriber_drops_and_counts_bad_messages_without_raising(caplog):

@@ -19,6 +19,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep the CLI's outpu
 import pygame as pg  # noqa: E402
 
 from moodloop.engine.director import Director  # noqa: E402
+from moodloop.engine.errors import ConfigError  # noqa: E402
 from moodloop.games import consent  # noqa: E402
 from moodloop.games.bot import autopilot  # noqa: E402
 from moodloop.games.feed import MOCK, OFF, Feed  # noqa: E402
@@ -136,6 +137,9 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
 
     Returns:
         The run's statistics (see `Stats.report`).
+
+    Raises:
+        ConfigError: The screenshot cannot be written.
     """
     if config.headless:  # SDL reads these when the display starts
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -204,7 +208,10 @@ class _Game:
                 self.done = True
             pacer.wait()
         if self.config.screenshot is not None:
-            pg.image.save(self.canvas, str(self.config.screenshot))
+            try:
+                pg.image.save(self.canvas, str(self.config.screenshot))
+            except pg.error as exc:  # pygame's error for an unwritable path, not an OSError
+                raise ConfigError(f"--screenshot {self.config.screenshot}: cannot write it ({exc}).") from exc
         return stats.report(self)
 
     def _tick(self, dt: float) -> None:

@@ -186,7 +186,11 @@ class Feed(Closeable):
         """Return why the child stopped, the first time it is seen stopped; else None."""
         if self._child is None or self.failure is not None or self._child.returncode is None:
             return None
-        self.failure = f"The {self.kind} stopped (exit code {self._child.returncode}). {self.plan.hint}".strip()
+        code = self._child.returncode
+        if code < 0:  # killed by a signal: it had no chance to say why, so the hint would mislead
+            self.failure = f"The {self.kind} stopped (killed by signal {-code})."
+        else:
+            self.failure = f"The {self.kind} stopped (exit code {code}). {self.plan.hint}".strip()
         log.warning("%s The game goes on without it.", self.failure)
         return self.failure
 

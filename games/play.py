@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from moodloop.engine.errors import ConfigError, ModelError, SourceError
 from moodloop.sensor.cli import sensor_command  # argparse-level too: the one place that knows the sensor's argv
 
 if TYPE_CHECKING:
@@ -35,7 +37,8 @@ examples:
   moodloop play --no-sensor          # just the game
   moodloop play --mock cycle --headless --bot --frames 1800 --stats s.json
 
-keys: arrows/WASD move, Space fires, P or Esc pauses, H hides the HUD, Q quits when paused.
+keys: arrows/WASD move, Space fires, P or Esc pauses, H hides the HUD, Enter or R plays again
+after a game over, Q quits from the pause or game-over screen.
 
 The first time a camera would turn on, the game explains what is sensed and asks; the answer
 is remembered in ~/.config/moodloop/consent.json (or $MOODLOOP_CONFIG_DIR). Runs with
@@ -75,10 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _positive(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of frames, got {value}")
-    return number
+    # Every bad value gets this message: on a ValueError argparse would name this function instead.
+    if not value.strip().isdecimal() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of frames above 0, e.g. 600, not {value!r}")
+    return int(value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from moodloop.games.app import GameConfig, play
     from moodloop.games.feed import Feed
 
+    for path, option in ((args.stats, "--stats"), (args.screenshot, "--screenshot")):
+        _check_output(path, option)
     plan, ask = plan_feed(args)
     config = GameConfig(
         headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot
@@ -93,9 +98,27 @@ def run(args: argparse.Namespace) -> int:
     with _exit_on_signals(), Feed(plan) as feed:
         stats = play(config, feed)
     if args.stats is not None:
-        args.stats.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        try:
+            args.stats.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--stats {args.stats}: cannot write it ({exc.strerror or exc}).") from exc
     log.info("%d frames, %.1f fps, worst frame %.1f ms", stats["frames"], stats["fps_mean"], stats["frame_ms_max"])
     return 0
+
+
+def _check_output(path: Path | None, option: str) -> None:
+    """Refuse an output file that cannot be written now, rather than when the game ends.
+
+    Raises:
+        ConfigError: ``path`` is a folder, or its folder is missing or read-only.
+    """
+    if path is None:
+        return
+    folder = path.parent
+    why = ("it is a folder" if path.is_dir() else f"there is no folder {folder}" if not folder.is_dir()
+           else f"{folder} is read-only" if not os.access(folder, os.W_OK) else None)
+    if why:
+        raise ConfigError(f"{option} {path}: {why}; give a file in a folder you can write to.")
 
 
 def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
@@ -108,13 +131,25 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
         The feed plan, and whether the game must show the notice before starting it.
 
     Raises:
-        ConfigError: An unknown mock scenario, or an unreadable consent file.
+        ConfigError: An unknown mock scenario, --model with a feed that starts no sensor, or an
+            unreadable consent file.
+        SourceError: A --source path that does not exist.
+        ModelError: A --model file that does not exist.
     """
-    from moodloop.engine.errors import ConfigError
     from moodloop.engine.mock import SCENARIO_NAMES, Scenario
     from moodloop.games import consent
     from moodloop.games.feed import MOCK, OFF, SENSOR, FeedPlan, free_endpoint
 
+    if args.model is not None:
+        # Like the feed options' own clash, but --model does go with --source.
+        clash = next((option for option, given in (("--mock", args.mock), ("--no-sensor", args.no_sensor),
+                                                   ("--endpoint", args.endpoint)) if given), None)
+        if clash:
+            raise ConfigError(f"argument --model: not allowed with argument {clash}: --model is for the sensor "
+                              f"that play starts, and with {clash} it starts none. Drop --model, or use --source.")
+        if not args.model.is_file():
+            raise ModelError(f"--model {args.model}: no such file; give an ONNX model (`moodloop export` writes "
+                             "one), or leave --model out for the shipped one.")
     if args.no_sensor:
         return FeedPlan(kind=OFF), False
     if args.endpoint:
@@ -129,12 +164,15 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
             raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {names} or a JSON script file.")
         return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
     source = args.source or "0"
+    camera = source.isdigit()
+    if not camera and not Path(source).exists():  # the sensor would fail only once the game runs
+        raise SourceError(f"--source {source!r} is neither a camera index (0, 1, ...) nor an existing video file "
+                          "or image folder: check the path.")
     endpoint = free_endpoint()
     extra = ["--quiet"]  # the game owns the terminal: no status line a second
     if args.model is not None:
         extra += ["--model", str(args.model)]
     argv = tuple(sensor_command(source, endpoint, extra=extra))
-    camera = source.isdigit()
     hint = NO_CAMERA_HINT if camera else SENSOR_ERROR_HINT
     plan = FeedPlan(kind=SENSOR, endpoint=endpoint, argv=argv, camera=camera, hint=hint)
     if not camera:

@@ -140,7 +140,7 @@ class Renderer:
         shade = True
         if world.over:
             score = f"Score {int(world.score)}   Best {world.best}"
-            lines = [("GAME OVER", 96, ALERT), (score, 40, INK), ("Enter: play again    Q: quit", 30, DIM)]
+            lines = [("GAME OVER", 96, ALERT), (score, 40, INK), ("Enter or R: play again    Q: quit", 30, DIM)]
         elif world.away:
             lines = [("Where did you go?", 80, INK), ("The game waits for you and resumes when you are back.", 30, DIM)]
         elif world.paused:

@@ -11,6 +11,7 @@ import pygame
 import pytest
 
 from moodloop.engine.director import Director
+from moodloop.engine.errors import ConfigError
 from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State
 from moodloop.engine.publisher import Publisher
@@ -87,6 +88,11 @@ def test_headless_game_without_a_sensor_plays_and_saves_a_screenshot(tmp_path):
         stats = play(GameConfig(headless=True, frames=30, bot=True, screenshot=shot), feed)
     assert stats["feed"] == OFF and stats["states"] == [] and stats["obstacles_boredom"] == 0
     assert pygame.image.load(str(shot)).get_size() == (WIDTH, HEIGHT)
+
+
+def test_a_screenshot_that_cannot_be_written_is_a_config_error(tmp_path):
+    with Feed(FeedPlan(kind=OFF)) as feed, pytest.raises(ConfigError, match=f"--screenshot {tmp_path}: cannot write"):
+        play(GameConfig(headless=True, frames=1, screenshot=tmp_path), feed)  # a folder: pygame cannot open it
 
 
 @pytest.fixture

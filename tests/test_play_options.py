@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from moodloop.engine.errors import ConfigError
+from moodloop.engine.errors import ConfigError, ModelError, SourceError
 from moodloop.games import consent, play
 from moodloop.games.feed import MOCK, OFF, SENSOR
 
@@ -15,10 +15,23 @@ def config_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("MOODLOOP_CONFIG_DIR", str(tmp_path / "config"))
 
 
-def plan(*argv: str):
+@pytest.fixture(autouse=True)
+def media(monkeypatch, tmp_path):
+    """A video, an image folder and a model in the working folder, as a player would name them."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("clip.mp4", "m.onnx"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "frames").mkdir()
+
+
+def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     play.register(parser.add_subparsers())
-    return play.plan_feed(parser.parse_args(["play", *argv]))
+    return parser.parse_args(["play", *argv])
+
+
+def plan(*argv: str):
+    return play.plan_feed(parse(*argv))
 
 
 def test_webcam_asks_first_in_a_window_and_never_in_headless_runs():
@@ -74,3 +87,38 @@ def test_model_passes_through_to_the_sensor_and_defaults_to_the_shipped_one():
     assert "--model" not in plan("--source", "clip.mp4")[0].argv
     feed, _ = plan("--source", "clip.mp4", "--model", "m.onnx")
     assert feed.argv[-2:] == ("--model", "m.onnx")
+
+
+@pytest.mark.parametrize("feed", [["--mock", "bored"], ["--no-sensor"], ["--endpoint", "tcp://127.0.0.1:5556"]])
+def test_model_is_refused_with_a_feed_that_starts_no_sensor(feed):
+    with pytest.raises(ConfigError, match=f"--model: not allowed with argument {feed[0]}"):
+        plan(*feed, "--model", "m.onnx")
+
+
+def test_missing_paths_stop_play_before_the_game_starts():
+    with pytest.raises(SourceError, match="'gone.mp4' is neither a camera index"):
+        plan("--source", "gone.mp4")
+    with pytest.raises(ModelError, match="--model gone.onnx: no such file"):
+        plan("--source", "1", "--model", "gone.onnx")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5"])
+def test_frames_must_be_a_positive_whole_number(value, capsys):
+    with pytest.raises(SystemExit):
+        parse("--frames", value)
+    assert f"must be a whole number of frames above 0, e.g. 600, not {value!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "path", "why"), [("--stats", "no/dir/s.json", "there is no folder no/dir"),
+                                                     ("--screenshot", "frames", "it is a folder")])
+def test_unwritable_outputs_are_refused_before_the_game_starts(option, path, why):
+    args = parse("--no-sensor", "--headless", "--frames", "1", option, path)
+    with pytest.raises(ConfigError, match=f"{option} {path}: {why}"):
+        play.run(args)
+
+
+def test_help_lists_every_key_the_game_over_screen_shows(capsys):
+    with pytest.raises(SystemExit):
+        parse("--help")
+    keys = " ".join(capsys.readouterr().out.split())
+    assert "Enter or R plays again after a game over, Q quits from the pause or game-over screen" in keys

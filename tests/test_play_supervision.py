@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from moodloop.games.feed import Child
+from moodloop.games.feed import SENSOR, Child, Feed, FeedPlan, free_endpoint
 from moodloop.games.play import NO_CAMERA_HINT, SENSOR_ERROR_HINT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc to see whether a process is gone")
@@ -70,6 +70,7 @@ class Fake:
     def __init__(self, tmp_path: Path, mode: str) -> None:
         (tmp_path / "fake_sensor.py").write_text(FAKE_SENSOR)
         (tmp_path / "driver.py").write_text(DRIVER)
+        (tmp_path / "clip.mp4").write_bytes(b"")  # play checks that a video exists; the fake never reads it
         self.tmp, self.info = tmp_path, tmp_path / "info.json"
         self.env = {
             **os.environ,
@@ -83,7 +84,7 @@ class Fake:
 
     def play(self, *args: str, source: str = "clip.mp4") -> subprocess.Popen:
         argv = [sys.executable, str(self.tmp / "driver.py"), "--source", source, "--headless", *args]
-        return subprocess.Popen(argv, env=self.env, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(argv, env=self.env, cwd=self.tmp, stderr=subprocess.PIPE, text=True)
 
     @property
     def started(self) -> dict:
@@ -160,3 +161,12 @@ def test_a_child_that_ignores_sigterm_is_killed(tmp_path, monkeypatch):
         pid = fake.started["pid"]  # its SIGTERM handler is in place
     assert child.returncode == -signal.SIGKILL
     assert not alive(pid)
+
+
+def test_a_sensor_killed_by_a_signal_is_reported_as_killed_not_as_an_exit_code():
+    suicide = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", suicide), hint=SENSOR_ERROR_HINT)
+    with Feed(plan) as feed:
+        feed.start()
+        wait_for(lambda: feed.check() is not None)
+    assert feed.failure == f"The sensor stopped (killed by signal {signal.SIGKILL.value})."  # it had no say

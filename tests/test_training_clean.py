@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from moodloop.engine.cli import main
+from moodloop.engine.errors import ConfigError
 from moodloop.training.clean import CleanConfig, dhash, find_issues, write_report
 from moodloop.training.data import load_dataset, read_exclusions
 from moodloop.training.synthetic import write_dataset
@@ -92,3 +93,18 @@ def test_clean_command(planted, tmp_path, capsys):
     assert main(["clean", "--data", str(planted), "--out", str(tmp_path / "out")]) == 0
     assert "6 training images listed" in capsys.readouterr().out
     assert "train/fear/unreadable.png" in (tmp_path / "out" / "exclude.txt").read_text()
+
+
+def test_clean_refuses_a_bad_threshold_or_out_before_loading_the_data(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="--blank-std -1: give a pixel standard deviation of 0 or more"):
+        CleanConfig(blank_std=-1)
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("")
+    missing = str(tmp_path / "no_such_data")  # a dataset error would mean the data was loaded first
+    assert main(["clean", "--data", missing, "--out", str(a_file)]) == 2
+    assert main(["clean", "--data", missing, "--out", str(a_file / "sub")]) == 2
+    assert main(["clean", "--data", missing, "--out", str(tmp_path / "out"), "--blank-std", "-1"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert f"--out {a_file} is a file; give a folder" in errors[0]
+    assert f"{a_file} is not a folder you can write in" in errors[1]
+    assert "--blank-std -1.0" in errors[2] and not (tmp_path / "out").exists()

@@ -56,7 +56,8 @@ def test_csv_emotion_codes_follow_fer2013_not_alphabetical_order(tmp_path):
 def test_plain_class_folder_has_one_split(tmp_path):
     data = load_dataset(write_dataset(tmp_path / "faces", "<class>", train_per_class=2))
     assert data.layout == "<class>/" and list(data.splits) == ["all"] and len(data.split("all")) == 14
-    with pytest.raises(DataError, match="no 'train' split.*expected one of"):
+    with pytest.raises(DataError, match="no 'train' split.*Training needs train/ and validation/.*"
+                                        "only `moodloop evaluate` scores"):
         data.split("train")
 
 

@@ -75,3 +75,11 @@ def test_flip_tta_and_unknown_names():
     for name in TTA:
         assert parser.parse_args(["evaluate", "--data", "d", "--tta", name]).tta == name
     assert parser.parse_args(["evaluate", "--data", "d", "--tta"]).tta == "flip"
+
+
+def test_split_choices_include_all_for_a_plain_class_folder(capsys):
+    parser = build_parser()
+    assert parser.parse_args(["evaluate", "--data", "d", "--split", "all"]).split == "all"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--data", "d", "--split", "test"])
+    assert "choose from 'valid', 'train', 'all'" in capsys.readouterr().err

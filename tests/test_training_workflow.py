@@ -125,16 +125,63 @@ def test_resume_with_a_new_length_replans_the_schedule(run_dir, data_dir, tmp_pa
 
 
 def test_train_command_errors(data_dir, tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "r")]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--resume"]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
                  "--epochs", "0"]) == 2
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
                  "--batch-size", "64"]) == 2
+    assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(a_file)]) == 2  # before the data
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith("moodloop: error: Dataset not found")
-    assert "Nothing to resume" in errors[1] and "at least 1" in errors[2]
+    assert "Nothing to resume" in errors[1] and "--epochs must be at least 1, not 0" in errors[2]
     assert "--batch-size 64 is more than the 56 training images" in errors[3]
+    assert f"--out {a_file} is a file" in errors[4]
+    assert not (tmp_path / "r").exists()  # a run that failed its checks leaves no empty folder
+    with pytest.raises(ConfigError, match="--batch-size must be at least 1, not 0"):
+        Recipe(batch_size=0)
+
+
+def test_one_class_is_refused(tmp_path):
+    data = load_dataset(write_dataset(tmp_path / "one", classes=("happy",), train_per_class=4, valid_per_class=2))
+    with pytest.raises(DataError, match=r"at least two classes.*only \['happy'\]"):
+        train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=1, batch_size=2, lr=1e-3), device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_damaged_misplaced_or_wrong_kind_of_model_files_say_so(run_dir, data_dir, tmp_path, capsys):
+    def error(*argv: str) -> str:
+        assert main(list(argv)) == 2
+        return capsys.readouterr().err
+
+    garbage, not_onnx, foreign = tmp_path / "n.pth", tmp_path / "n.onnx", tmp_path / "foreign.onnx"
+    garbage.write_text("x\n")
+    not_onnx.write_text("not a model\n")
+    tensor = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [tensor],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph), str(foreign))  # valid ONNX, but not moodloop's
+    damaged = tmp_path / "damaged"  # a run folder whose best.pth was copied only in part
+    damaged.mkdir()
+    shutil.copy(run_dir / "run.json", damaged)
+    (damaged / "best.pth").write_bytes((run_dir / "best.pth").read_bytes()[:1000])
+    train_argv = ("train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
+                  "--batch-size", "8", "--lr", "1e-3", "--device", "cpu", "--init")
+    assert f"{garbage} is not a moodloop checkpoint (" in error(*train_argv, str(garbage))
+    assert f"{not_onnx} is not an ONNX model (DecodeError" in error(*train_argv, str(not_onnx))
+    assert f"{foreign} holds no weights named as `moodloop export`" in error(*train_argv, str(foreign))
+    assert not (tmp_path / "r").exists()  # refused before the run folder was made
+    cut_short = f"{damaged / 'best.pth'} is not a moodloop checkpoint"
+    assert cut_short in error("evaluate", "--model", str(damaged), "--data", str(data_dir), "--device", "cpu")
+    assert cut_short in error("export", "--run", str(damaged), "--out", str(tmp_path / "x.onnx"))
+    assert f"{not_onnx} is not an ONNX model" in error("evaluate", "--model", str(not_onnx), "--data", str(data_dir))
+    assert f"{garbage}: a .pth checkpoint must sit in its training run folder" in error(
+        "evaluate", "--model", str(garbage), "--data", str(data_dir))
+    missing = str(tmp_path / "no_such_data")  # a dataset error would mean the data was loaded first
+    assert f"run `moodloop export --run {run_dir}` first" in error(
+        "quantize", "--model", str(run_dir), "--data", missing, "--out", str(tmp_path / "q.onnx"))
 
 
 def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):

@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from moodloop.engine.errors import ConfigError
 from moodloop.training.data import Dataset
 
 __all__ = ["CleanConfig", "Finding", "KINDS", "find_issues", "pixel_std", "dhash", "write_report"]
@@ -56,6 +57,11 @@ class CleanConfig:
     mislabel_prob: float = 0.05
     mislabel_confidence: float = 0.8
     grid_examples: int = 8
+
+    def __post_init__(self) -> None:
+        if self.blank_std < 0:  # a standard deviation is never negative: no image could be blank
+            raise ConfigError(f"--blank-std {self.blank_std}: give a pixel standard deviation of 0 or more "
+                              "(0-255 scale; 0 flags no image as blank; default 3).")
 
 
 @dataclass(frozen=True)

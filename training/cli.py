@@ -128,7 +128,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--model", action="append", default=[], metavar="MODEL",
                           help="model to score (repeatable; default: the shipped model)")
     _add_data(evaluate)
-    evaluate.add_argument("--split", help="split to score: valid or train (default: valid if present)")
+    evaluate.add_argument("--split", choices=("valid", "train", "all"),
+                          help="split to score: valid, train, or all for a plain folder of class subfolders "
+                               "(default: valid if present, else all)")
     evaluate.add_argument("--json", type=Path, metavar="FILE", help="write all figures to FILE")
     evaluate.add_argument("--plots", type=Path, metavar="DIR",
                           help="write confusion-matrix and top-losses PNGs (the latter shows faces)")
@@ -199,9 +201,10 @@ def run_clean(args: argparse.Namespace) -> int:
     """Run `moodloop clean`."""
     from moodloop.training.clean import CleanConfig, find_issues, write_report
     from moodloop.training.data import load_dataset, parse_merge
-    from moodloop.training.predict import label_columns, load_predictor
+    from moodloop.training.predict import label_columns, load_predictor, output_folder
 
     config = CleanConfig() if args.blank_std is None else CleanConfig(blank_std=args.blank_std)
+    output_folder(args.out)
     data = load_dataset(args.data, parse_merge(args.merge))
     probs = None
     if args.model:
@@ -220,6 +223,7 @@ def run_clean(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """Run `moodloop train`."""
     from moodloop.training.data import load_dataset, parse_merge, read_exclusions
+    from moodloop.training.predict import output_folder
     from moodloop.training.recipe import Recipe
     from moodloop.training.train import train
 
@@ -230,6 +234,7 @@ def run_train(args: argparse.Namespace) -> int:
              "bf16": args.bf16, "seed": args.seed, "fold": fold, "folds": folds,
              "distill": _DEFAULT_DISTILL if args.teacher and args.distill is None else args.distill}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
+    output_folder(args.out)  # train() checks it too, but only after the data has loaded
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
@@ -287,13 +292,14 @@ def run_quantize(args: argparse.Namespace) -> int:
 
     if args.images < 1:
         raise ConfigError(f"--images {args.images}: calibration needs at least one face (default {_CALIBRATION_IMAGES}).")
+    source = OnnxPredictor(args.model)  # a wrong --model fails before the data loads
     data = load_dataset(args.data, parse_merge(args.merge))
     pool = data.split("train") if "train" in data.splits else data.split(default_split(data))
     chosen = np.sort(np.random.default_rng(0).permutation(len(pool))[:args.images])  # the same on every run
     out = quantize(QuantizeConfig(args.model, args.out, args.flip), pool.images[chosen])
     name = default_split(data)
     result = OnnxPredictor(out)
-    check = compare(OnnxPredictor(args.model), result, data.split(name), data.classes)
+    check = compare(source, result, data.split(name), data.classes)
     used = result.info.provenance["int8"]["calibration_images"]  # blank faces are skipped
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), calibrated on {used} faces; on {name} "
           f"({check.images} images): {check.agreement:.2%} same predictions, accuracy float "

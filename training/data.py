@@ -46,7 +46,10 @@ _SPLIT_NAMES = {"train": ("train", "training"), "valid": ("validation", "valid",
 _SPLIT_OF = {folder: split for split, folders in _SPLIT_NAMES.items() for folder in folders}
 _CSV_USAGE = {"Training": "train", "PublicTest": "valid"}  # PrivateTest is never loaded.
 _EXPECTED = ("expected one of: train/ and validation/ (or test/) folders of class subfolders, "
-             "optionally under images/; a folder of class subfolders; or fer2013.csv")
+             "optionally under images/; a folder of class subfolders (evaluation only); or fer2013.csv")
+_SPLITS_NEEDED = ("Training needs train/ and validation/ (or test/) folders of class subfolders, optionally "
+                  "under images/, or fer2013.csv; a plain folder of class subfolders is one split, 'all', "
+                  "which only `moodloop evaluate` scores")
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,10 @@ class Dataset:
     layout: str = ""
 
     def split(self, name: str) -> Split:
-        """Return split ``name`` ("train" or "valid") or raise a DataError saying what exists."""
+        """Return split ``name`` ("train", "valid" or "all") or raise a DataError saying what exists."""
         if name not in self.splits:
             raise DataError(f"This dataset ({self.layout}) has no {name!r} split; "
-                            f"it has {sorted(self.splits) or 'none'}. {_EXPECTED}.")
+                            f"it has {sorted(self.splits) or 'none'}. {_SPLITS_NEEDED}.")
         return self.splits[name]
 
     def without(self, excluded: Iterable[str]) -> Dataset:

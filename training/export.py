@@ -19,7 +19,8 @@ import numpy as np
 
 from moodloop.engine.errors import ModelError
 from moodloop.training.data import IMAGE_SIZE, Split
-from moodloop.training.predict import OnnxPredictor, Predictor, RunPredictor, label_columns, written_whole
+from moodloop.training.predict import (OnnxPredictor, Predictor, RunPredictor, label_columns, reading_model,
+                                       written_whole)
 
 if TYPE_CHECKING:
     import onnx
@@ -123,21 +124,27 @@ def exported_weights(path: Path) -> dict[str, torch.Tensor]:
         path: an .onnx file written by ``export``, float16 or float32 storage.
 
     Raises:
-        ModelError: the file holds int8 weights (``moodloop quantize``).
+        ModelError: the file is not an ONNX model, holds no weights under the module paths an
+            export gives them, or holds int8 weights (``moodloop quantize``).
     """
     import onnx
     import torch
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    with reading_model(path):
+        model = onnx.load(str(path))
     made = json.loads({p.key: p.value for p in model.metadata_props}.get("moodloop", "{}")).get("provenance", {})
     if "int8" in made:  # convolutions fused with their BatchNorms, then rounded: not trainable weights
         raise ModelError(f"{path} holds int8 weights made by `moodloop quantize` from {made['int8']['source']}; "
                          "training needs the float model it was made from (for the shipped model, see "
                          '"Float weights" in docs/model.md).')
-    return {t.name.removesuffix(_FP16_SUFFIX).removeprefix(_MODEL_PREFIX):
-            torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
-            for t in model.graph.initializer if t.name.startswith(_MODEL_PREFIX)}
+    weights = {t.name.removesuffix(_FP16_SUFFIX).removeprefix(_MODEL_PREFIX):
+               torch.from_numpy(numpy_helper.to_array(t).astype(np.float32))
+               for t in model.graph.initializer if t.name.startswith(_MODEL_PREFIX)}
+    if not weights:
+        raise ModelError(f"{path} holds no weights named as `moodloop export` names them (another program's "
+                         "model?); pass an .onnx written by `moodloop export`, or a run folder.")
+    return weights
 
 
 def provenance(run: Path, checkpoint: str, fp16: bool) -> dict:

@@ -11,6 +11,8 @@ these files whole or not at all (``written_whole``).
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,14 +22,17 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from moodloop.engine.errors import DataError, ModelError
+from moodloop.engine.errors import ConfigError, DataError, ModelError, MoodloopError
 from moodloop.training.data import IMAGE_SIZE, Split
 
 if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
 
 __all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns", "weights_file",
-           "written_whole"]
+           "reading_model", "written_whole", "output_folder", "RUN_FILE"]
+
+RUN_FILE = "run.json"
+"""A training run's record (``moodloop train --out``): what its checkpoints need to be rebuilt."""
 
 
 class Predictor(Protocol):
@@ -61,12 +66,13 @@ class OnnxPredictor:
 
         from moodloop.sensor.classify import ModelInfo
 
+        if self.path.is_dir():
+            raise ModelError(f"{self.path} is a folder, not an .onnx file. For a training run folder, run "
+                             f"`moodloop export --run {self.path}` first and pass the .onnx it writes.")
         if not self.path.is_file():
             raise ModelError(f"Model file {self.path} not found.")
-        try:
+        with reading_model(self.path):
             self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises untyped errors for bad files
-            raise ModelError(f"{self.path} is not a loadable ONNX model ({exc}).") from exc
         self.metadata = self._session.get_modelmeta().custom_metadata_map.get("moodloop")
         self.info = ModelInfo.from_metadata(self.path, self.metadata)
         self.name, self.labels = self.path.name, self.info.labels
@@ -118,7 +124,8 @@ class RunPredictor:
         self.norm = Normalization(**record["normalization"])
         self.learn = build_learner(self._loaders(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8)),
                                    self.recipe, len(self.labels), self.run)
-        self.learn.load(self.checkpoint, with_opt=False, device=self.device, weights_only=True)
+        with reading_model(self.run / f"{self.checkpoint}.pth"):
+            self.learn.load(self.checkpoint, with_opt=False, device=self.device, weights_only=True)
 
     def _loaders(self, images: np.ndarray) -> DataLoaders:
         from moodloop.training.recipe import build_dataloaders
@@ -155,6 +162,10 @@ def load_predictor(model: str | Path | None, device: str | None = None) -> Predi
     if path.suffix.lower() == ".onnx":
         return OnnxPredictor(path)
     if path.suffix.lower() == ".pth":
+        if not (path.parent / RUN_FILE).is_file():  # without it nothing says which network the weights fit
+            raise ModelError(f"{path}: a .pth checkpoint must sit in its training run folder, beside the "
+                             f"{RUN_FILE} that `moodloop train` wrote, and {path.parent} has none. Pass the "
+                             "checkpoint in its run folder (or the folder itself), or an exported .onnx.")
         return RunPredictor(path.parent, path.stem, device)
     if path.is_dir():
         return RunPredictor(path, device=device)
@@ -165,6 +176,48 @@ def load_predictor(model: str | Path | None, device: str | None = None) -> Predi
 def weights_file(model: Path) -> Path:
     """Return the file that holds a model's weights: a run folder's best.pth, else ``model`` itself."""
     return model / "best.pth" if model.is_dir() else model
+
+
+_MODEL_KINDS = {
+    ".onnx": ("an ONNX model", "pass an .onnx written by `moodloop export` or `moodloop quantize`"),
+    ".pth": ("a moodloop checkpoint", "pass a best.pth or last.pth as `moodloop train` wrote it, in its run "
+                                      "folder (a copy cut short cannot be read: copy it again)"),
+}
+
+
+@contextmanager
+def reading_model(path: Path) -> Iterator[None]:
+    """Report a model file that does not parse (damaged, or not a model at all) as a ModelError.
+
+    torch, onnx and onnxruntime raise untyped errors for such files (KeyError, UnpicklingError,
+    protobuf's DecodeError, RuntimeError...), so everything but a MoodloopError is caught.
+
+    Args:
+        path: the .onnx or .pth file read inside the block.
+    """
+    try:
+        yield
+    except MoodloopError:
+        raise
+    except Exception as exc:
+        kind, advice = _MODEL_KINDS[".pth" if path.suffix.lower() == ".pth" else ".onnx"]  # ONNX files: any name
+        why = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0].rstrip(".")[:160]  # torch's run to pages
+        raise ModelError(f"{path} is not {kind} ({type(exc).__name__}: {why}); {advice}.") from exc
+
+
+def output_folder(path: Path, option: str = "--out") -> None:
+    """Check, before any slow work, that ``path`` is or can become a folder to write in.
+
+    Nothing is created, so a command that fails later leaves no empty folder behind.
+
+    Raises:
+        ConfigError: ``path`` is a file, or its nearest existing parent is not a writable folder.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; give a folder (it is created if missing).")
+    parent = next(p for p in (path, *path.parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: {parent} is not a folder you can write in; give another {option}.")
 
 
 @contextmanager

@@ -102,8 +102,9 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"Unknown --arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("--epochs and --batch-size must be at least 1.")
+        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise ConfigError(f"{option} must be at least 1, not {value}.")
         if self.stem_stride not in (1, 2):
             raise ConfigError(f"--stem-stride must be 1 or 2, not {self.stem_stride}.")
         if self.mixup < 0:

@@ -30,18 +30,17 @@ from fastai.callback.progress import CSVLogger
 from fastai.learner import Learner
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
-from moodloop.engine.errors import ConfigError, ModelError
+from moodloop.engine.errors import ConfigError, DataError, ModelError
 from moodloop.training.data import Dataset, Split, in_fold
 from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
-from moodloop.training.predict import weights_file, written_whole
-from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner,
+from moodloop.training.predict import RUN_FILE, output_folder, reading_model, weights_file, written_whole
+from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner, build_model,
                                       pick_device)
 
 __all__ = ["train", "read_run", "read_history", "plot_history", "RUN_FILE"]
 
 log = logging.getLogger(__name__)
-RUN_FILE = "run.json"
 
 
 class _Checkpoint(Callback):
@@ -100,8 +99,9 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
-        data: a dataset with "train" and "valid" splits (exclusions already applied).
-        out: the run folder; created if needed.
+        data: a dataset with "train" and "valid" splits and at least two classes (exclusions
+            already applied).
+        out: the run folder; created once the data, recipe and ``init`` have passed their checks.
         recipe: the hyper-parameters. With ``resume`` the stored recipe is used instead.
         resume: continue an interrupted run from its last completed epoch.
         device: "cpu", "cuda" or None for CUDA when available.
@@ -114,8 +114,17 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         epochs: with ``resume``, a new length for the run. The one-cycle schedule is recomputed
             for it, so the learning rate steps to where the new schedule stands; run.json
             records the change under "replanned".
+
+    Raises:
+        ConfigError: ``out`` cannot be a run folder, or holds a run that does not fit the request.
+        DataError: the data lacks a split or has fewer than two classes.
+        ModelError: ``init`` or the checkpoint to resume is not a readable model.
     """
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
+    if len(data.classes) < 2:  # one class would train to a meaningless 100 % accuracy
+        raise DataError(f"Training needs at least two classes, and this dataset ({data.layout}) has only "
+                        f"{list(data.classes)}: add a folder of images for each other class (or merge fewer "
+                        "with --merge).")
     device = pick_device(device)
     torch.backends.cudnn.benchmark = True  # fixed 48 px batches: let cuDNN time and keep its fastest kernels
     run_path = out / RUN_FILE
@@ -162,6 +171,8 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if len(train_split) < recipe.batch_size:  # fastai drops the last partial batch: none would be left
         raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
                           "images: give a smaller --batch-size.")
+    weights = _init_weights(init, recipe, len(data.classes)) if init is not None and not resume else None
+    out.mkdir(parents=True, exist_ok=True)
     targets = None
     if teachers:
         probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
@@ -169,9 +180,10 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     dls = build_dataloaders(train_split, valid_split, recipe, norm, device, targets)
     learn = build_learner(dls, recipe, len(data.classes), out)
     if resume:
-        learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code
-    elif init is not None:
-        _load_weights(learn, init)
+        with reading_model(out / "last.pth"):
+            learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code
+    elif weights is not None:
+        learn.model.load_state_dict(weights)
         run["init"] = str(init)
     if not resume and recipe.lr is None:
         suggestion = learn.lr_find(num_it=lr_find_iters, show_plot=True)
@@ -197,8 +209,16 @@ def _training_images(data: Dataset, recipe: Recipe) -> Split:
     return split.without(np.array(split.names)[in_fold(split.names, recipe.fold, recipe.folds)])
 
 
-def _load_weights(learn: Learner, init: Path) -> None:
-    """Load model weights (not the optimizer) from a run folder, a .pth checkpoint or an export."""
+def _init_weights(init: Path, recipe: Recipe, n_classes: int) -> dict[str, torch.Tensor]:
+    """Read model weights (not the optimizer) from a run folder, a .pth checkpoint or an export.
+
+    They are tried on a fresh model of the recipe, so weights that cannot be used fail before
+    the run folder is made.
+
+    Raises:
+        ConfigError: there is no weights file, or its weights fit another architecture or class set.
+        ModelError: the file is not a checkpoint or an exported model (damaged, or something else).
+    """
     path = weights_file(init)
     if not path.is_file():
         raise ConfigError(f"--init {init}: no such weights file; give a run folder, a .pth checkpoint "
@@ -208,15 +228,18 @@ def _load_weights(learn: Learner, init: Path) -> None:
 
         state = exported_weights(path)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
-        state = state.get("model", state) if isinstance(state, dict) else state
+        with reading_model(path):
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+            state = dict(state.get("model", state))  # last.pth also holds the optimizer
+    model = build_model(recipe, n_classes)
     # BatchNorm's step counters are bookkeeping, not weights: exports do not carry them.
-    state.update({k: v for k, v in learn.model.state_dict().items() if k.endswith("num_batches_tracked")})
+    state.update({k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")})
     try:
-        learn.model.load_state_dict(state)
+        model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--init {path} does not fit this model: use weights trained with the same "
                           f"--arch, --maxpool and classes. ({str(exc)[:200]})") from exc
+    return model.state_dict()
 
 
 def read_run(folder: Path) -> dict:

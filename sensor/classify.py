@@ -24,9 +24,11 @@ __all__ = ["DEFAULT_MODEL", "ModelInfo", "Classifier", "crop_face"]
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "fer_resnet34.onnx"
 
+_FLOAT32 = "tensor(float)"  # onnxruntime's name for float32
+
 _REQUIREMENTS = (
     'a moodloop model is an ONNX file with input "input" float32 [N, C, H, W], output "probs" '
-    '[N, K] softmax probabilities, and metadata_props key "moodloop" holding JSON '
+    'float32 [N, K] softmax probabilities, and metadata_props key "moodloop" holding JSON '
     '{"format": 1, "labels": [K names], "input": {"channels", "height", "width", "mean", "std"}} '
     "(see the model file contract in docs/sensor.md; `moodloop export` writes one)"
 )
@@ -115,7 +117,8 @@ class Classifier:
         config: Crop margin and onnxruntime thread count.
 
     Raises:
-        ModelError: The file is missing, not ONNX, or lacks the required input/output/metadata.
+        ModelError: The file is missing, not ONNX, or lacks the required input/output (names,
+            float32 element type, shapes) or metadata.
     """
 
     def __init__(self, path: str | Path, config: ClassifyConfig = ClassifyConfig()) -> None:
@@ -123,7 +126,8 @@ class Classifier:
 
         path = Path(path)
         if not path.is_file():
-            raise ModelError(f"Model file {path} not found: pass --model FILE; {_REQUIREMENTS}.")
+            problem = "is a directory, not a file" if path.is_dir() else "not found"
+            raise ModelError(f"Model file {path} {problem}: pass --model FILE, the .onnx file itself; {_REQUIREMENTS}.")
         options = ort.SessionOptions()
         options.intra_op_num_threads = config.threads  # leave a core to the game
         options.inter_op_num_threads = 1
@@ -145,20 +149,25 @@ class Classifier:
         return self.info.labels
 
     def _check_graph(self) -> None:
-        inputs = {i.name: i.shape for i in self._session.get_inputs()}
-        outputs = {o.name: o.shape for o in self._session.get_outputs()}
-        shape, probs = inputs.get("input"), outputs.get("probs")
+        """Raise ModelError unless "input" and "probs" are float32 with the metadata's shapes."""
         info = self.info
-        expected = ([None, info.channels, info.height, info.width], [None, len(info.labels)])
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        expected = {"input": [None, info.channels, info.height, info.width], "probs": [None, len(info.labels)]}
 
-        def fits(dims: list | None, want: list) -> bool:  # symbolic (str) dimensions match anything
+        def fits(args: list, name: str) -> bool:  # symbolic (str) dimensions match anything
+            dims = next((a.shape for a in args if a.name == name and a.type == _FLOAT32), None)
+            want = expected[name]
             return dims is not None and len(dims) == len(want) and all(
                 not isinstance(d, int) or w is None or d == w for d, w in zip(dims, want, strict=True))
 
-        if not (fits(shape, expected[0]) and fits(probs, expected[1])):
+        def show(args: list) -> str:
+            return ", ".join(f"{a.name} {a.type} {a.shape}" for a in args)
+
+        if not (fits(inputs, "input") and fits(outputs, "probs")):
             raise ModelError(
-                f"Model {info.path} has inputs {inputs} and outputs {outputs}, which do not match its "
-                f"metadata ({len(info.labels)} labels, {info.channels}x{info.height}x{info.width}): {_REQUIREMENTS}."
+                f"Model {info.path} has inputs [{show(inputs)}] and outputs [{show(outputs)}], which do not "
+                f"match what its metadata implies, input {_FLOAT32} [N, {info.channels}, {info.height}, "
+                f"{info.width}] and probs {_FLOAT32} [N, {len(info.labels)}] (float32): {_REQUIREMENTS}."
             )
 
     @property

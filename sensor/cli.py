@@ -24,10 +24,14 @@ examples:
   moodloop sensor --headless --quiet               # no status line: only errors and the summary
   moodloop sensor --source session.mp4 --headless --fast --record out.jsonl
                                                    # analyse a video as fast as possible, keep the events
-  moodloop sensor --connect --endpoint tcp://127.0.0.1:5559 --source-id alice
-                                                   # one of several players, through `moodloop relay`
+  moodloop sensor --connect --source-id alice      # one of several players, through `moodloop relay`
+                                                   # (its frontend, tcp://127.0.0.1:5555)
   python -m moodloop.sensor --headless --quiet     # the same command, as a game's child process
                                                    # (what `moodloop play` runs)
+
+A video plays at its own frame rate, like a camera: when analysis is slower, frames are
+dropped (counted in the summary); --fast analyses every frame instead. Ctrl-C or SIGTERM stops
+the sensor cleanly with a summary; a second one stops it at once.
 
 Privacy: frames and face crops never leave the process or touch the disk, unless you pass
 --save-frames DIR (debug). Events are published on localhost unless --endpoint says otherwise.
@@ -47,15 +51,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--source", default="0", metavar="CAMERA|VIDEO|DIR", help="camera index, video file or image folder (default: 0)")
     parser.add_argument("--model", type=Path, metavar="FILE", help="ONNX emotion model (default: the shipped fer_resnet34.onnx)")
-    parser.add_argument("--endpoint", metavar="ADDR", help="ZeroMQ address (default: bind tcp://127.0.0.1:5556)")
+    parser.add_argument("--endpoint", metavar="ADDR",
+                        help="ZeroMQ address (default: bind tcp://127.0.0.1:5556; with --connect: the relay's "
+                        "frontend tcp://127.0.0.1:5555); a port of * picks a free one, printed at start")
     parser.add_argument("--connect", action="store_true", help="connect to a relay instead of binding")
-    parser.add_argument("--source-id", default="sensor", metavar="NAME", help="publisher id on every message, e.g. a player name")
-    parser.add_argument("--headless", action="store_true", help="no window; one status line a second on stderr")
+    parser.add_argument("--source-id", default="sensor", metavar="NAME",
+                        help="publisher id on every message, e.g. a player name (default: sensor)")
+    parser.add_argument("--headless", action="store_true",
+                        help="no window; one status line a second on stderr (automatic without a display)")
     parser.add_argument("--quiet", action="store_true",
                         help="no status line on stderr (errors and the final summary still print)")
     parser.add_argument("--record", type=Path, metavar="FILE", help="also write every message to FILE (JSON lines)")
-    parser.add_argument("--fast", action="store_true", help="analyse a file source as fast as possible, every frame")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML or JSON file overriding tuning defaults")
+    parser.add_argument("--fast", action="store_true",
+                        help="analyse a file source as fast as possible, every frame (without it a video plays "
+                        "at its own frame rate, dropping frames when analysis is slower)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="file overriding tuning defaults: TOML if it ends in .toml, else JSON")
     parser.add_argument("--save-frames", type=Path, metavar="DIR",
                         help="debug: write every face crop, as the model sees it, to DIR (off by default)")
     parser.set_defaults(func=run)
@@ -86,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = _on_signals(stop)
     try:
-        summary, _ = run_sensor(options, config, stop, view)
+        # a port of * is picked by the system: say which, or nobody can subscribe
+        announce = _announce if args.endpoint and args.endpoint.endswith(":*") and not args.quiet else None
+        summary, _ = run_sensor(options, config, stop, view, on_publishing=announce)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -96,11 +109,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce(endpoint: str) -> None:
+    """Print the address subscribers need when the user let the system pick the port."""
+    print(f"moodloop sensor: publishing on {endpoint}", file=sys.stderr)
+
+
 def _on_signals(stop: threading.Event) -> dict[int, object]:
-    """Make SIGINT/SIGTERM set `stop` (clean shutdown); returns the handlers to restore."""
+    """Make the first SIGINT/SIGTERM set `stop` (clean shutdown) and any later one act as usual.
+
+    A sensor stuck at startup (a slow camera or model) only looks at `stop` once running, so a
+    second Ctrl-C raises KeyboardInterrupt (exit 130) and a second SIGTERM terminates it.
+
+    Returns:
+        The handlers to restore.
+    """
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+        for signum, handler in defaults.items():
+            signal.signal(signum, handler)
+
+    return {signum: signal.signal(signum, request_stop) for signum in defaults}
 
 
 def sensor_command(source: str = "0", endpoint: str | None = None, *, headless: bool = True,

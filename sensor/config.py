@@ -8,13 +8,16 @@ A config file (JSON or TOML) overrides any subset, by section:
     half_life_s = 0.5
 
 Unknown sections or keys are a ConfigError, so a typo never silently does nothing; so is a
-number out of range: every number must be >= 0, and sizes, rates and window lengths > 0.
+value of the wrong type (a fraction where a whole number belongs, a number for a path) or a
+number out of range: every number must be finite and >= 0, sizes, rates and window lengths
+> 0, shares and probabilities at most 1, and pixel sizes and thread counts plausible.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +35,42 @@ __all__ = [
     "load_config",
 ]
 
+
+@dataclass(frozen=True)
+class _Range:
+    """The finite numbers a setting accepts: `low` <= value (< with `above`) <= `high`."""
+
+    low: float = 0.0
+    high: float = math.inf
+    above: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        # NaN fails every comparison; comparing (not math.isfinite) also copes with huge JSON integers
+        return (value > self.low if self.above else value >= self.low) and value <= self.high and value < math.inf
+
+    def __str__(self) -> str:
+        low = f"{'>' if self.above else '>='} {self.low:g}"
+        return low if self.high == math.inf else f"{low} and <= {self.high:g}"
+
+
 # Settings that 0 would break (division by zero, empty windows, a busy retry loop).
-_POSITIVE = frozenset({
-    "width", "height", "lost_after", "retry_s", "retry_max_s", "image_seconds", "image_fps",
-    "detect_width", "half_life_s", "window_s", "exit_window_s", "status_every_s",
-})
+_POSITIVE = _Range(above=True)
+# Shares of frames or of probability mass, probabilities and IoUs.
+_FRACTION = _Range(0, 1)
+# Every other number only needs to be finite and >= 0 (`_Range()`).
+_RANGES: dict[str, _Range] = {
+    **dict.fromkeys(("retry_s", "retry_max_s", "image_seconds", "half_life_s", "window_s", "exit_window_s",
+                     "status_every_s"), _POSITIVE),
+    **dict.fromkeys(("switch_iou", "score_threshold", "hysteresis", "present_fraction", "expressivity_margin",
+                     "arousal_margin", "baseline_cap", "bored_enter", "bored_exit"), _FRACTION),
+    "width": _Range(16, 8192), "height": _Range(16, 8192),  # pixels a camera could deliver
+    "lost_after": _Range(1, 10_000),
+    "image_fps": _Range(0, 240, above=True),  # the frame rates a video source accepts
+    "detect_width": _Range(64, 4096),  # pixels: below 64 the cascade's 24 px window finds nothing
+    "min_face": _Range(0, 0.5),  # a larger minimum would miss a player at a normal distance
+    "margin": _Range(0, 1),  # the crop grows by up to 3x the face box
+    "threads": _Range(1, 64),
+}
 
 
 @dataclass(frozen=True)
@@ -187,34 +221,43 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
                 raise ConfigError(f"[{name}] in {where} must be a table/object of settings.")
             value = _build(type(default), value, f"{where} [{name}]")
         elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name} in {where} must be a number, not {value!r}.")
-            positive = name in _POSITIVE
-            if not (value > 0 if positive else value >= 0):  # written so that NaN fails too
-                bound = "> 0" if positive else ">= 0"
-                raise ConfigError(f"{name} in {where} must be {bound}, not {value!r}: "
-                                  f"set it {bound} or remove it to use the default ({default}).")
+            _check_number(name, value, default, where)
+        elif not isinstance(value, str):  # the non-numeric settings are file paths
+            raise ConfigError(f"{name} in {where} must be a string (a file path), not {value!r}: "
+                              "quote the path, or remove the setting.")
         kwargs[name] = value
     return cls(**kwargs)
 
 
+def _check_number(name: str, value: Any, default: float, where: str) -> None:
+    """Raise ConfigError unless `value` has the type of `default` (int or float) and is in range."""
+    whole = isinstance(default, int)
+    allowed = _RANGES.get(name, _Range())
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value not in allowed:
+        what = f"a {'whole' if whole else 'finite'} number {allowed}"
+        raise ConfigError(f"{name} in {where} must be {what}, not {value!r}: "
+                          f"change it, or remove it to use the default ({default}).")
+
+
 def load_config(path: str | Path | None = None) -> SensorConfig:
-    """Load a SensorConfig from a `.toml` or `.json` file; defaults when `path` is None.
+    """Load a SensorConfig from a `.toml` file, or any other as JSON; defaults when `path` is None.
 
     Raises:
-        ConfigError: The file is missing, unparsable, names an unknown setting or sets a number
-            out of its range.
+        ConfigError: The file is missing, unparsable, names an unknown setting, or sets a value
+            of the wrong type or out of its range.
     """
     if path is None:
         return SensorConfig()
     path = Path(path)
+    toml = path.suffix.lower() == ".toml"
     try:
         text = path.read_text(encoding="utf-8")
-        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        values = tomllib.loads(text) if toml else json.loads(text)
     except OSError as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc.strerror}. Check the --config path.") from exc
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"Config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        raise ConfigError(f"Config file {path} is not valid {'TOML' if toml else 'JSON'} ({exc}): "
+                          "files ending in .toml are read as TOML, any other as JSON.") from exc
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {path} must hold an object of sections, e.g. {{\"smooth\": {{...}}}}.")
     return _build(SensorConfig, values, str(path))

@@ -113,19 +113,27 @@ class YuNetDetector:
     """cv2.FaceDetectorYN with a user-supplied YuNet ONNX file (more robust to pose and light)."""
 
     def __init__(self, path: str | Path, config: DetectConfig = DetectConfig()) -> None:
+        """Load the model and run it once on a blank frame.
+
+        Raises:
+            ModelError: `path` is missing or not a YuNet model.
+        """
         if not Path(path).is_file():
             raise ModelError(
                 f"YuNet model {path} not found: download face_detection_yunet_*.onnx from the "
                 "OpenCV model zoo and pass its path, or omit it to use the built-in Haar cascade."
             )
+        self._config = config
         try:
             self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), config.score_threshold)
+            # another ONNX model loads fine and fails only when run: find out now, not on the first frame
+            self.detect(np.zeros((240, 320, 3), np.uint8))
         except cv2.error as exc:
+            reason = " ".join(exc.err.replace("> ", "").split())  # OpenCV's message, on one line
             raise ModelError(
-                f"{path} is not a YuNet face detector ONNX file ({exc}): use face_detection_yunet_*.onnx "
+                f"{path} is not a YuNet face detector ONNX file ({reason}): use face_detection_yunet_*.onnx "
                 "from the OpenCV model zoo, or remove detect.yunet from the config to use the Haar cascade."
             ) from exc
-        self._config = config
 
     def detect(self, frame: np.ndarray, near: Face | None = None) -> list[Face]:
         """Faces in `frame` (YuNet is cheap enough to scan every frame, so `near` is ignored)."""

@@ -6,10 +6,11 @@ protocol messages, times every stage and keeps the counts for the closing summar
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from moodloop.engine.affect import valence_arousal
+from moodloop.engine.errors import ConfigError
 from moodloop.engine.protocol import Emotion, Message, State, Status
 from moodloop.engine.publisher import Publisher
 from moodloop.sensor.capture import Capture, Frame, open_source
@@ -120,7 +122,11 @@ class Sensor:
         sink: Where messages are published.
         config: Smoothing, engagement and heartbeat settings.
         view: Optional preview or status line.
-        save_crops: Debug only: write each face crop, as the model sees it, to this folder.
+        save_crops: Debug only: write each face crop, as the model sees it, to this existing
+            folder (`run_sensor` makes one).
+
+    Raises:
+        ConfigError: From `run`, when a face crop cannot be written.
     """
 
     def __init__(self, capture: Capture, tracker: PlayerTracker, model: EmotionModel, sink: Sink,
@@ -147,8 +153,6 @@ class Sensor:
 
     def run(self, stop: threading.Event) -> Summary:
         """Analyse frames until the source ends, `stop` is set, or the view asks to quit."""
-        if self._save_crops is not None:
-            self._save_crops.mkdir(parents=True, exist_ok=True)
         self._heartbeat()  # a late joiner learns the state within a second; this one at once
         waiting = time.perf_counter()
         for frame in self._capture.frames(stop):
@@ -177,7 +181,7 @@ class Sensor:
             with self.times.measure("smooth"):
                 reading = self._reading = self._smoother.update(probs, frame.clock)
             if self._save_crops is not None:
-                cv2.imwrite(str(self._save_crops / f"{frame.index:07d}.png"), self._model.crop(frame.image, face))
+                self._save_crop(frame, face)
         with self.times.measure("engagement"):
             engagement = self._estimator.update(reading, frame.clock)
         index = None if self._live else frame.index
@@ -191,6 +195,12 @@ class Sensor:
         self._rate.append(time.monotonic())
         return Snapshot(frame.image, face, reading, engagement, frame.clock - engagement.since,
                         self._fps(), self._capture.stats().camera)
+
+    def _save_crop(self, frame: Frame, face: Face) -> None:
+        path = self._save_crops / f"{frame.index:07d}.png"
+        if not cv2.imwrite(str(path), self._model.crop(frame.image, face)):  # OpenCV returns False, never raises
+            raise ConfigError(f"Could not write the face crop {path}: is the disk full, or was the folder "
+                              "removed? Free some space, or pass --save-frames another folder.")
 
     def _idle(self) -> Snapshot:
         """No frame came in time: a live camera sees nobody (after a while: absent)."""
@@ -266,15 +276,42 @@ class SensorOptions:
     save_crops: Path | None = None
 
 
+def _prepare_crops_folder(path: Path) -> None:
+    """Create the `--save-frames` folder if needed and make sure a file can be written in it.
+
+    Raises:
+        ConfigError: `path` is a file, or the folder cannot be created or written to.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        reason = "it is a file, not a folder" if path.is_file() else exc.strerror
+        raise ConfigError(f"Cannot save face crops in {path}: {reason}. Pass --save-frames a folder you "
+                          "can write to (it is created if missing).") from exc
+
+
 def run_sensor(options: SensorOptions, config: SensorConfig, stop: threading.Event,
-               view: View | None = None) -> tuple[Summary, StageTimes]:
+               view: View | None = None,
+               on_publishing: Callable[[str], None] | None = None) -> tuple[Summary, StageTimes]:
     """Build every stage, run until the source ends or `stop` is set, close everything.
+
+    Args:
+        options: Source, model, endpoint and the other command-line choices.
+        config: Tuning settings.
+        stop: Set it to end the run cleanly.
+        view: Optional preview window or status line.
+        on_publishing: Called with the actual publisher address (its port filled in when
+            bound to `:*`) once the socket is open.
 
     Raises:
         ModelError: The model file is missing or invalid.
         SourceError: The source cannot be opened.
-        ConfigError: The endpoint or record file cannot be used.
+        ConfigError: The endpoint, record file or --save-frames folder cannot be used.
     """
+    # checked first: a bad folder must not cost a model load, nor leave an empty --record file
+    if options.save_crops is not None:
+        _prepare_crops_folder(options.save_crops)
     model = Classifier(options.model, config.classify)  # a bad model fails before the camera opens
     tracker = PlayerTracker(make_detector(config.detect), config.detect)
     source = open_source(options.source, config.capture)
@@ -282,5 +319,7 @@ def run_sensor(options: SensorOptions, config: SensorConfig, stop: threading.Eve
     with (Publisher(options.endpoint, source=options.source_id, connect=options.connect,
                     record=options.record) as publisher,
           Capture(source, config.capture, lossless=lossless, paced=not options.fast) as capture):
+        if on_publishing is not None:
+            on_publishing(publisher.endpoint)
         sensor = Sensor(capture, tracker, model, publisher, config, view=view, save_crops=options.save_crops)
         return sensor.run(stop), sensor.times

@@ -23,15 +23,17 @@ META = {
 }
 
 
-def tiny_model(path: Path, meta: dict | None = META, *, classes: int = 7, size: int = 48) -> Path:
+def tiny_model(path: Path, meta: dict | None = META, *, classes: int = 7, size: int = 48,
+               input_type: int = TensorProto.FLOAT) -> Path:
     """A linear softmax classifier over the pixels, with the moodloop input/output names."""
     weights = np.random.default_rng(0).normal(0, 0.01, (size * size, classes)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["input"], ["flat"]),
+        [helper.make_node("Cast", ["input"], ["pixels"], to=TensorProto.FLOAT),
+         helper.make_node("Flatten", ["pixels"], ["flat"]),
          helper.make_node("MatMul", ["flat", "w"], ["logits"]),
          helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
         "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, size, size])],
+        [helper.make_tensor_value_info("input", input_type, ["N", 1, size, size])],
         [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])],
         [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.ravel())],
     )
@@ -80,6 +82,18 @@ def test_missing_and_non_onnx_files_are_model_errors(tmp_path):
 def test_input_size_mismatch_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="do not match"):
         Classifier(tiny_model(tmp_path / "m.onnx", size=64))
+
+
+@pytest.mark.parametrize("input_type", [TensorProto.FLOAT16, TensorProto.UINT8])
+def test_an_input_that_is_not_float32_is_refused_at_load(tmp_path, input_type):
+    # onnxruntime would load it and fail only on the first face
+    with pytest.raises(ModelError, match=r"input tensor\((float16|uint8)\).*do not match"):
+        Classifier(tiny_model(tmp_path / "m.onnx", input_type=input_type))
+
+
+def test_a_folder_given_as_the_model_is_named_a_directory(tmp_path):
+    with pytest.raises(ModelError, match="is a directory"):
+        Classifier(tmp_path)
 
 
 def test_crop_is_square_with_margin_and_padded_at_the_border():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_sensor_classify import tiny_model
 
-from moodloop.engine.errors import SourceError
+from moodloop.engine.errors import ConfigError, SourceError
 from moodloop.engine.protocol import LABELS, Emotion, State, Status, from_record
 from moodloop.engine.publisher import Publisher
 from moodloop.engine.subscriber import Subscriber
@@ -21,7 +21,7 @@ from moodloop.sensor import cli
 from moodloop.sensor.capture import Capture, FakeCamera, VideoSource
 from moodloop.sensor.config import CaptureConfig, SensorConfig
 from moodloop.sensor.detect import Face, HaarDetector, PlayerTracker
-from moodloop.sensor.pipeline import Sensor
+from moodloop.sensor.pipeline import Sensor, SensorOptions, run_sensor
 from moodloop.sensor.synthetic import FER_ZIP, cartoon_face, fer_faces, scene, write_video
 
 NEUTRAL = np.array([0.02, 0.01, 0.02, 0.03, 0.88, 0.02, 0.02], np.float32)
@@ -167,6 +167,7 @@ def test_a_sensor_that_cannot_start_says_why_and_restores_the_signal_handlers(tm
 def test_save_frames_writes_crops_only_when_asked(tmp_path):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
     crops = tmp_path / "crops"
+    crops.mkdir()  # run_sensor makes it; Sensor expects it
     with (Capture(VideoSource(video), lossless=True, paced=False) as capture,
           Publisher("tcp://127.0.0.1:*") as publisher):
         sensor(capture, publisher, save_crops=crops).run(threading.Event())
@@ -202,3 +203,13 @@ def test_haar_tracks_a_real_face_in_a_video(tmp_path):
         for frame in capture.frames(threading.Event()):
             found += tracker.locate(frame.image, frame.clock) is not None
     assert found >= 57
+
+
+def test_a_save_frames_path_that_is_a_file_fails_before_anything_opens(tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    record = tmp_path / "out.jsonl"
+    options = SensorOptions(source=str(tmp_path / "missing.mp4"), record=record, save_crops=taken)
+    with pytest.raises(ConfigError, match="it is a file"):
+        run_sensor(options, SensorConfig(), threading.Event())
+    assert taken.read_text() == "mine" and not record.exists()  # checked before the source and the recording

@@ -168,7 +168,11 @@ class FakeCamera:
 
 
 class VideoSource(_OpenCVSource):
-    """A video file, read frame by frame at its own nominal frame rate."""
+    """A video file, read frame by frame at its own nominal frame rate.
+
+    A file that ends well before the frame count in its header (damaged or truncated) logs a
+    warning, since its end is otherwise indistinguishable from a normal one.
+    """
 
     live = False
 
@@ -176,6 +180,7 @@ class VideoSource(_OpenCVSource):
         self.path = Path(path)
         self.name = self.path.name
         self.fps = 30.0
+        self._announced = self._grabbed = 0  # frames the header announces (0: unknown), frames read
 
     def open(self) -> None:
         """Open the file or raise SourceError."""
@@ -188,14 +193,26 @@ class VideoSource(_OpenCVSource):
             )
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # some containers report 0 or nonsense
+        self._announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
         """The next frame; None if it cannot be decoded; EndOfSource at the end."""
         if self._cap is None or not self._cap.grab():
+            self._check_complete()
             raise EndOfSource
+        self._grabbed += 1
         ok, image = self._cap.retrieve()
         return image if ok else None
+
+    def _check_complete(self) -> None:
+        """Warn when the file ended over a second and 5 % early (some containers estimate the count)."""
+        missing = self._announced - self._grabbed
+        if missing > max(self.fps, 0.05 * self._announced):
+            log.warning("%s ended after %d of the %d frames its header announces: the file is probably "
+                        "truncated or damaged, and its last %.1f s were not analysed. Check that it plays to "
+                        "the end in another app, or record it again.", self.path, self._grabbed,
+                        self._announced, missing / self.fps)
 
 
 class ImageFolderSource:
@@ -244,8 +261,10 @@ def open_source(spec: str, config: CaptureConfig = CaptureConfig()) -> Source:
     """Turn a --source value into a Source: a camera index, a video file or an image folder.
 
     Raises:
-        SourceError: `spec` is neither a number nor an existing file or folder.
+        SourceError: `spec` is empty, or neither a number nor an existing file or folder.
     """
+    if not spec.strip():  # Path("") is the current folder: never what an empty --source meant
+        raise SourceError("--source is empty: pass a camera index (0, 1, ...), a video file or an image folder.")
     if spec.isdigit():
         return CameraSource(int(spec), config)
     path = Path(spec)

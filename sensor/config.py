@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,9 @@ class _Range:
     above: bool = False
 
     def __contains__(self, value: float) -> bool:
-        # NaN fails every comparison; comparing (not math.isfinite) also copes with huge JSON integers
-        return (value > self.low if self.above else value >= self.low) and value <= self.high and value < math.inf
+        # NaN fails every comparison; the last one rejects inf and JSON integers too big for a float
+        low_ok = value > self.low if self.above else value >= self.low
+        return low_ok and value <= self.high and value <= sys.float_info.max
 
     def __str__(self) -> str:
         low = f"{'>' if self.above else '>='} {self.low:g}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -129,6 +130,20 @@ def test_a_source_failing_mid_stream_ends_the_capture_with_its_error():
         assert capture.stats().camera == "none"
 
 
+@pytest.mark.parametrize(("kept", "warned"), [(0.5, True), (1.0, False)])
+def test_a_video_ending_before_its_announced_length_is_reported(tmp_path, caplog, kept, warned):
+    # an .avi announces its frame count in the header; cutting the file keeps the header
+    video = write_video(tmp_path / "v.avi", (gray(i) for i in range(60)), fps=30)
+    data = video.read_bytes()
+    video.write_bytes(data[:round(len(data) * kept)])
+    with caplog.at_level(logging.WARNING), Capture(VideoSource(video), lossless=True, paced=False) as capture:
+        frames = list(capture.frames(threading.Event()))
+    assert len(frames) < 60 if warned else len(frames) == 60
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(warnings) == warned
+    assert not warned or f"ended after {len(frames)} of the 60 frames" in warnings[0]
+
+
 def test_image_folder_is_a_slideshow(tmp_path):
     for name, value in (("a.png", 10), ("b.png", 200)):
         cv2.imwrite(str(tmp_path / name), gray(value))
@@ -148,3 +163,5 @@ def test_open_source_dispatch(tmp_path):
         open_source(str(tmp_path / "nope.mp4"))
     with pytest.raises(SourceError, match="No images"):
         open_source(str(tmp_path)).open()
+    with pytest.raises(SourceError, match="--source is empty"):
+        open_source("")  # not the current folder

@@ -24,17 +24,18 @@ META = {
 
 
 def tiny_model(path: Path, meta: dict | None = META, *, classes: int = 7, size: int = 48,
-               input_type: int = TensorProto.FLOAT) -> Path:
-    """A linear softmax classifier over the pixels, with the moodloop input/output names."""
+               input_type: int = TensorProto.FLOAT, output_type: int = TensorProto.FLOAT) -> Path:
+    """A linear softmax classifier over the pixels, with the moodloop input/output names and types."""
     weights = np.random.default_rng(0).normal(0, 0.01, (size * size, classes)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("Cast", ["input"], ["pixels"], to=TensorProto.FLOAT),
          helper.make_node("Flatten", ["pixels"], ["flat"]),
          helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+         helper.make_node("Softmax", ["logits"], ["softmax"], axis=1),
+         helper.make_node("Cast", ["softmax"], ["probs"], to=output_type)],
         "tiny",
         [helper.make_tensor_value_info("input", input_type, ["N", 1, size, size])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", classes])],
+        [helper.make_tensor_value_info("probs", output_type, ["N", classes])],
         [helper.make_tensor("w", TensorProto.FLOAT, weights.shape, weights.ravel())],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
@@ -84,11 +85,18 @@ def test_input_size_mismatch_is_a_model_error(tmp_path):
         Classifier(tiny_model(tmp_path / "m.onnx", size=64))
 
 
-@pytest.mark.parametrize("input_type", [TensorProto.FLOAT16, TensorProto.UINT8])
-def test_an_input_that_is_not_float32_is_refused_at_load(tmp_path, input_type):
-    # onnxruntime would load it and fail only on the first face
-    with pytest.raises(ModelError, match=r"input tensor\((float16|uint8)\).*do not match"):
-        Classifier(tiny_model(tmp_path / "m.onnx", input_type=input_type))
+@pytest.mark.parametrize(
+    ("types", "found"),
+    [
+        ({"input_type": TensorProto.FLOAT16}, r"inputs \[input tensor\(float16\)"),
+        ({"input_type": TensorProto.UINT8}, r"inputs \[input tensor\(uint8\)"),
+        ({"output_type": TensorProto.FLOAT16}, r"outputs \[probs tensor\(float16\)"),
+    ],
+)
+def test_input_or_output_that_is_not_float32_is_refused_at_load(tmp_path, types, found):
+    # onnxruntime would load it and fail (or return float16) only on the first face
+    with pytest.raises(ModelError, match=found + r".*do not match .*input tensor\(float\).*probs tensor\(float\)"):
+        Classifier(tiny_model(tmp_path / "m.onnx", **types))
 
 
 def test_a_folder_given_as_the_model_is_named_a_directory(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_sensor_classify import tiny_model
 
 from moodloop.engine.errors import ModelError
 from moodloop.sensor.config import DetectConfig
@@ -79,3 +80,9 @@ def test_yunet_needs_a_model_file(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"nope")
     with pytest.raises(ModelError, match="not a YuNet"):
         YuNetDetector(tmp_path / "bad.onnx")
+
+
+def test_an_onnx_file_that_is_not_yunet_fails_at_load_not_on_the_first_frame(tmp_path):
+    # OpenCV loads any ONNX graph as a FaceDetectorYN: only running it shows it is not YuNet
+    with pytest.raises(ModelError, match="not a YuNet face detector.*Haar cascade"):
+        make_detector(DetectConfig(yunet=str(tiny_model(tmp_path / "emotions.onnx"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -14,9 +15,10 @@ import pytest
 from test_sensor_classify import tiny_model
 
 from moodloop.engine.errors import ConfigError, SourceError
-from moodloop.engine.protocol import LABELS, Emotion, State, Status, from_record
+from moodloop.engine.protocol import DEFAULT_ENDPOINT, LABELS, Emotion, State, Status, from_record
 from moodloop.engine.publisher import Publisher
 from moodloop.engine.subscriber import Subscriber
+from moodloop.engine.transport import RELAY_FRONTEND
 from moodloop.sensor import cli
 from moodloop.sensor.capture import Capture, FakeCamera, VideoSource
 from moodloop.sensor.config import CaptureConfig, SensorConfig
@@ -142,6 +144,7 @@ def test_cli_on_a_generated_video_with_haar_and_onnx(tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr()
     assert "45 frames analysed" in out.out and "sensor:" in out.err
+    assert re.search(r"^moodloop sensor: publishing on tcp://127\.0\.0\.1:\d+$", out.err, re.M)  # the port * picked
     messages = read_records(record)
     assert sum(isinstance(m, Emotion) for m in messages) >= 40  # the Haar cascade finds the drawn face
 
@@ -152,7 +155,7 @@ def test_quiet_prints_the_summary_but_no_status_line(tmp_path, capsys):
                        "--endpoint", "tcp://127.0.0.1:*", "--headless", "--quiet", "--fast")
     assert args.func(args) == 0
     out = capsys.readouterr()
-    assert "5 frames analysed" in out.out and "sensor:" not in out.err
+    assert "5 frames analysed" in out.out and "sensor:" not in out.err  # not even the address
 
 
 def test_a_sensor_that_cannot_start_says_why_and_restores_the_signal_handlers(tmp_path):
@@ -173,6 +176,51 @@ def test_save_frames_writes_crops_only_when_asked(tmp_path):
         sensor(capture, publisher, save_crops=crops).run(threading.Event())
     assert len(list(crops.glob("*.png"))) == 5
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_save_frames_folder_that_cannot_be_made_fails_before_anything_opens(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    record = tmp_path / "out.jsonl"
+    args = sensor_args("--source", str(tmp_path / "missing.mp4"), "--save-frames", str(tmp_path / "notes.txt" / "crops"),
+                       "--record", str(record), "--headless")
+    with pytest.raises(ConfigError, match=r"Cannot save face crops in .*crops: Not a directory\. Pass --save-frames"):
+        args.func(args)
+    assert not record.exists()
+
+
+def test_a_face_crop_that_cannot_be_written_is_a_config_error(tmp_path):
+    video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
+    gone = tmp_path / "removed"  # e.g. deleted while the sensor runs
+    with (Capture(VideoSource(video), lossless=True, paced=False) as capture,
+          Publisher("tcp://127.0.0.1:*") as publisher,
+          pytest.raises(ConfigError, match="Could not write the face crop .*removed.*--save-frames")):
+        sensor(capture, publisher, save_crops=gone).run(threading.Event())
+
+
+def test_help_states_the_defaults_and_how_a_video_is_paced(capsys):
+    with pytest.raises(SystemExit):
+        sensor_args("--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert DEFAULT_ENDPOINT in text and f"with --connect: the relay's frontend {RELAY_FRONTEND}" in text
+    assert "5559" not in text  # the example once named a port nothing listens on
+    assert "(default: sensor)" in text and "automatic without a display" in text
+    assert "dropping frames when analysis is slower" in text and "TOML if it ends in .toml, else JSON" in text
+
+
+def test_first_signal_asks_to_stop_and_the_second_stops_at_once():
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    previous = cli._on_signals(stop)
+    try:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.is_set()  # a clean shutdown, no exception
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM ends the process
+        with pytest.raises(KeyboardInterrupt):  # ...and a second Ctrl-C exits 130 (engine/cli.py)
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
 def test_sigterm_shuts_down_cleanly_with_a_summary_and_a_last_heartbeat(tmp_path):

@@ -23,7 +23,7 @@ from moodloop.sensor import cli
 from moodloop.sensor.capture import Capture, FakeCamera, VideoSource
 from moodloop.sensor.config import CaptureConfig, SensorConfig
 from moodloop.sensor.detect import Face, HaarDetector, PlayerTracker
-from moodloop.sensor.pipeline import Sensor, SensorOptions, run_sensor
+from moodloop.sensor.pipeline import Sensor
 from moodloop.sensor.synthetic import FER_ZIP, cartoon_face, fer_faces, scene, write_video
 
 NEUTRAL = np.array([0.02, 0.01, 0.02, 0.03, 0.88, 0.02, 0.02], np.float32)
@@ -178,14 +178,16 @@ def test_save_frames_writes_crops_only_when_asked(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_a_save_frames_folder_that_cannot_be_made_fails_before_anything_opens(tmp_path, capsys):
-    (tmp_path / "notes.txt").write_text("mine")
+@pytest.mark.parametrize(("inside", "why"), [("", "it is a file, not a folder"), ("crops", "Not a directory")])
+def test_a_save_frames_folder_that_cannot_be_made_fails_before_anything_opens(tmp_path, inside, why):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
     record = tmp_path / "out.jsonl"
-    args = sensor_args("--source", str(tmp_path / "missing.mp4"), "--save-frames", str(tmp_path / "notes.txt" / "crops"),
+    args = sensor_args("--source", str(tmp_path / "missing.mp4"), "--save-frames", str(taken / inside),
                        "--record", str(record), "--headless")
-    with pytest.raises(ConfigError, match=r"Cannot save face crops in .*crops: Not a directory\. Pass --save-frames"):
+    with pytest.raises(ConfigError, match=rf"Cannot save face crops in .*: {why}\. Pass --save-frames"):
         args.func(args)
-    assert not record.exists()
+    assert taken.read_text() == "mine" and not record.exists()  # checked before the source and the recording
 
 
 def test_a_face_crop_that_cannot_be_written_is_a_config_error(tmp_path):
@@ -251,13 +253,3 @@ def test_haar_tracks_a_real_face_in_a_video(tmp_path):
         for frame in capture.frames(threading.Event()):
             found += tracker.locate(frame.image, frame.clock) is not None
     assert found >= 57
-
-
-def test_a_save_frames_path_that_is_a_file_fails_before_anything_opens(tmp_path):
-    taken = tmp_path / "notes.txt"
-    taken.write_text("mine")
-    record = tmp_path / "out.jsonl"
-    options = SensorOptions(source=str(tmp_path / "missing.mp4"), record=record, save_crops=taken)
-    with pytest.raises(ConfigError, match="it is a file"):
-        run_sensor(options, SensorConfig(), threading.Event())
-    assert taken.read_text() == "mine" and not record.exists()  # checked before the source and the recording

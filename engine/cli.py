@@ -9,6 +9,7 @@ extra is needed only by the training commands.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -61,8 +62,8 @@ def run_command(args: argparse.Namespace) -> int:
             ``verbose``.
 
     Returns:
-        The command's exit code; 2 after printing a MoodloopError as ``moodloop: error: ...``;
-        130 on a Ctrl-C the command did not handle itself.
+        The command's exit code; 2 after printing a MoodloopError, or a full disk, as
+        ``moodloop: error: ...``; 130 on a Ctrl-C the command did not handle itself.
     """
     # Libraries (onnxscript, fastai's helpers) only get to say warnings; moodloop says what it does.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -74,6 +75,13 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise  # anything else is unexpected: keep its traceback
+        where = f" to {exc.filename}" if exc.filename else ""
+        print(f"moodloop: error: a write{where} failed: {exc.strerror}. Free some space or write elsewhere, "
+              "then run the command again.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

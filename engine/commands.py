@@ -86,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     listen.add_argument("--count", type=_positive(int), help="exit after N messages")
     listen.add_argument("--view", action="store_true", help="a compact live view instead of JSON lines")
-    listen.add_argument("--record", metavar="FILE", help="also write the messages to FILE as JSON lines")
+    listen.add_argument("--record", metavar="FILE", help="also write the messages to FILE as JSON lines "
+                        "(a new file or a pipe, never an existing file)")
     listen.add_argument("--bind", action="store_true", help="bind the endpoint; publishers connect to it")
 
     mock = _add(subparsers, "mock", "publish scripted events, no webcam needed", _MOCK_EXAMPLES, _mock)
@@ -104,7 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rate", type=_positive(float), default=15.0, help="emotion messages per second (default 15)"
     )
     mock.add_argument("--duration", type=_positive(float), metavar="S", help="stop after S seconds")
-    mock.add_argument("--record", metavar="FILE", help="also write what is published to FILE")
+    mock.add_argument("--record", metavar="FILE", help="also write what is published to FILE (a new file or a "
+                      "pipe, never an existing file)")
     mock.add_argument("--seed", type=int, help="seed for reproducible noise")
 
     summary = "let several sensors and games meet at one address"

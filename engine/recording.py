@@ -32,9 +32,10 @@ class Recorder(Closeable):
 
     Flushing every line keeps a recording usable even when the process is killed. An existing
     file is never overwritten: a mistyped ``--record`` must not destroy a video or a model.
+    A pipe or a terminal (``/dev/stdout``, a FIFO) holds nothing to destroy and is written to.
 
     Args:
-        path: File to create; it must not exist yet.
+        path: File to create (it must not exist yet), or a pipe or character device.
 
     Raises:
         ConfigError: The file exists already or cannot be created.
@@ -43,7 +44,8 @@ class Recorder(Closeable):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self._file = self.path.open("x", encoding="utf-8")
+            stream = self.path.is_fifo() or self.path.is_char_device()
+            self._file = self.path.open("a" if stream else "x", encoding="utf-8")
         except FileExistsError:
             raise ConfigError(
                 f"The recording file {self.path} already exists; nothing was overwritten. Choose a "

@@ -2,5 +2,5 @@
 
 Run it with `moodloop sensor` (or `python -m moodloop.sensor`); see docs/sensor.md. Modules,
 one pipeline stage each: capture, detect, classify, smooth, engagement, pipeline; plus config,
-preview, cli and synthetic (scenes for tests and benches).
+preview, cli, quiet (OpenCV's logging) and synthetic (scenes for tests and benches).
 """

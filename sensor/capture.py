@@ -21,6 +21,7 @@ import numpy as np
 
 from moodloop.engine.errors import MoodloopError, SourceError
 from moodloop.sensor.config import CaptureConfig
+from moodloop.sensor.quiet import opencv_silenced
 
 __all__ = [
     "Frame",
@@ -104,12 +105,8 @@ class CameraSource(_OpenCVSource):
 
     def open(self) -> None:
         """Open the camera or raise SourceError suggesting another --source."""
-        quiet = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says it better
-        try:
+        with opencv_silenced():
             cap = cv2.VideoCapture(self.index)
-        finally:
-            cv2.utils.logging.setLogLevel(quiet)
         if not cap.isOpened():
             cap.release()
             raise SourceError(

@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="no window; one status line a second on stderr (automatic without a display)")
     parser.add_argument("--quiet", action="store_true",
                         help="no status line on stderr (errors and the final summary still print)")
-    parser.add_argument("--record", type=Path, metavar="FILE", help="also write every message to FILE (JSON lines)")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="also write every message to FILE (JSON lines; a new file or a pipe, never an "
+                        "existing file)")
     parser.add_argument("--fast", action="store_true",
                         help="analyse a file source as fast as possible, every frame (without it a video plays "
                         "at its own frame rate, dropping frames when analysis is slower)")

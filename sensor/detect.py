@@ -16,6 +16,7 @@ import numpy as np
 
 from moodloop.engine.errors import ModelError
 from moodloop.sensor.config import DetectConfig
+from moodloop.sensor.quiet import opencv_silenced
 
 __all__ = ["Face", "Detector", "HaarDetector", "YuNetDetector", "PlayerTracker", "make_detector"]
 
@@ -125,9 +126,10 @@ class YuNetDetector:
             )
         self._config = config
         try:
-            self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), config.score_threshold)
-            # another ONNX model loads fine and fails only when run: find out now, not on the first frame
-            self.detect(np.zeros((240, 320, 3), np.uint8))
+            with opencv_silenced():
+                self._net = cv2.FaceDetectorYN.create(str(path), "", (320, 240), config.score_threshold)
+                # another ONNX model loads fine and fails only when run: find out now, not on the first frame
+                self.detect(np.zeros((240, 320, 3), np.uint8))
         except cv2.error as exc:
             reason = " ".join(exc.err.replace("> ", "").split())  # OpenCV's message, on one line
             raise ModelError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -127,6 +128,20 @@ def test_a_recording_never_overwrites_a_file(tmp_path):
     with pytest.raises(ConfigError, match="already exists"):
         Publisher(ANY_PORT, record=video)
     assert video.read_bytes() == b"the input video"
+
+
+
+def test_a_recording_can_go_to_a_pipe(tmp_path):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    received: list[Status] = []
+    reader = threading.Thread(target=lambda: received.extend(read_recording(fifo)), daemon=True)
+    reader.start()
+    msg = Status(t=1.0, state="bored", fps=15.0, camera="ok", model="m", uptime_s=1.0)
+    with Recorder(fifo) as recorder:  # a pipe exists already, yet holds nothing to overwrite
+        recorder.write(msg)
+    reader.join(timeout=5)
+    assert received == [msg]
 
 
 RECORD_UNTIL_FULL = """

@@ -82,7 +82,8 @@ def test_yunet_needs_a_model_file(tmp_path):
         YuNetDetector(tmp_path / "bad.onnx")
 
 
-def test_an_onnx_file_that_is_not_yunet_fails_at_load_not_on_the_first_frame(tmp_path):
+def test_an_onnx_file_that_is_not_yunet_fails_at_load_not_on_the_first_frame(tmp_path, capfd):
     # OpenCV loads any ONNX graph as a FaceDetectorYN: only running it shows it is not YuNet
     with pytest.raises(ModelError, match="not a YuNet face detector.*Haar cascade"):
         make_detector(DetectConfig(yunet=str(tiny_model(tmp_path / "emotions.onnx"))))
+    assert "ERROR" not in capfd.readouterr().err  # OpenCV's own log lines would precede our message

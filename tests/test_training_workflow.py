@@ -8,6 +8,8 @@ Kept small for a busy 2-core CPU: ResNet18, 56 training images, two epochs.
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,30 @@ def test_a_run_is_never_overwritten_nor_resumed_on_other_data(run_dir, data_dir,
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # and nothing .partial
 
 
+TRAIN_UNTIL_FULL = """
+import resource, signal, sys
+from moodloop.engine.cli import main
+
+# Writes past 1 MB fail with EFBIG, as on a full disk (rather than kill the process).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_training_with_a_message_and_a_resume_point(data_dir, tmp_path):
+    run = tmp_path / "run"
+    argv = [sys.executable, "-c", TRAIN_UNTIL_FULL, "train", "--data", str(data_dir), "--out", str(run),
+            "--arch", "resnet18", "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", "--device", "cpu"]
+    child = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 2, child.stderr
+    error = child.stderr.splitlines()[-1]
+    assert error.startswith(f"moodloop: error: Training stopped. Could not write {run / 'last.pth'} (")
+    assert error.endswith("Free some space or write elsewhere. Then run the same command again (no epoch was saved).")
+    assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["history.csv", "run.json"]  # no partial file
+
+
 def test_resume_with_a_new_length_replans_the_schedule(run_dir, data_dir, tmp_path, capsys):
     run = shutil.copytree(run_dir, tmp_path / "longer")
     argv = ["train", "--data", str(data_dir), "--out", str(run), "--exclude", str(run_dir.parent / "exclude.txt"),
@@ -179,6 +205,10 @@ def test_damaged_misplaced_or_wrong_kind_of_model_files_say_so(run_dir, data_dir
     assert f"{not_onnx} is not an ONNX model" in error("evaluate", "--model", str(not_onnx), "--data", str(data_dir))
     assert f"{garbage}: a .pth checkpoint must sit in its training run folder" in error(
         "evaluate", "--model", str(garbage), "--data", str(data_dir))
+    edited = tmp_path / "edited"
+    shutil.copytree(run_dir, edited)
+    (edited / "run.json").write_text('{"classes": ["angry",')  # an editor's save cut short
+    assert f"{edited / 'run.json'} is damaged" in error("export", "--run", str(edited), "--out", str(tmp_path / "e.onnx"))
     missing = str(tmp_path / "no_such_data")  # a dataset error would mean the data was loaded first
     assert f"run `moodloop export --run {run_dir}` first" in error(
         "quantize", "--model", str(run_dir), "--data", missing, "--out", str(tmp_path / "q.onnx"))

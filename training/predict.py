@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -227,11 +228,18 @@ def written_whole(path: Path) -> Iterator[Path]:
     The partial file replaces ``path`` only when the block succeeds, and is removed otherwise,
     so a failure or a kill mid-write never leaves ``path`` half-written (a checkpoint that can
     no longer resume, a shipped model that no longer loads).
+
+    Raises:
+        ConfigError: the write failed (a full disk, no permission); ``path`` is as it was.
     """
     partial = path.with_name(f"{path.stem}.partial{path.suffix}")
     try:
         yield partial
         partial.replace(path)
+    except (OSError, RuntimeError) as exc:  # torch's writer reports a full disk as a RuntimeError
+        free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.is_dir() else 0
+        raise ConfigError(f"Could not write {path} ({exc}; {free:.0f} MiB free on its disk); it is as it was. "
+                          "Free some space or write elsewhere.") from exc
     finally:
         partial.unlink(missing_ok=True)
 

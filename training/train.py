@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
 from fastai.learner import Learner
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
@@ -50,10 +50,18 @@ class _Checkpoint(Callback):
 
     def __init__(self, folder: Path, run: dict) -> None:
         self.folder, self.run = folder, run
+        self.failure: Exception | None = None
 
     def after_epoch(self) -> None:
         if self.epoch < self.run["epochs_done"]:
             return  # an epoch fastai skipped on resume: it has no metrics and nothing changed
+        try:
+            self._save_epoch()
+        except (ConfigError, OSError) as exc:  # a full disk: stop, as fastai would bury the message in its own
+            self.failure = exc
+            raise CancelFitException from exc
+
+    def _save_epoch(self) -> None:
         accuracy = float(self.recorder.values[-1][2])  # train_loss, valid_loss, accuracy
         _save(self.learn, "last", with_opt=True)
         self.run["epochs_done"] = self.epoch + 1
@@ -195,9 +203,14 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
 
     start = run["epochs_done"]
     if start < recipe.epochs:
+        checkpoint = _Checkpoint(out, run)
         learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
-                            cbs=[CSVLogger(fname="history.csv", append=start > 0),
-                                 _Checkpoint(out, run), _ReleaseMemory()])
+                            cbs=[CSVLogger(fname="history.csv", append=start > 0), checkpoint, _ReleaseMemory()])
+        if checkpoint.failure:
+            done = read_run(out)["epochs_done"]
+            then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."
+                    if done else "Then run the same command again (no epoch was saved).")
+            raise ConfigError(f"Training stopped. {checkpoint.failure} {then}")
     return run
 
 
@@ -248,7 +261,15 @@ def read_run(folder: Path) -> dict:
     if not path.is_file():
         raise ModelError(f"{folder} is not a training run: {RUN_FILE} is missing. Pass the --out "
                          "folder of `moodloop train`, a .pth checkpoint in one, or an .onnx file.")
-    return json.loads(path.read_text())
+    try:
+        run = json.loads(path.read_text())
+        readable = isinstance(run, dict) and isinstance(run.get("epochs_done"), int)
+    except (ValueError, OSError):  # edited by hand, cut short, or not ours
+        readable = False
+    if not readable:
+        raise ModelError(f"{path} is damaged or was not written by `moodloop train`: restore it from a "
+                         "backup, or start a new run with another --out.")
+    return run
 
 
 def read_history(run: Path) -> dict[int, dict[str, float]]:

@@ -12,6 +12,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,7 +64,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     Returns:
         The command's exit code; 2 after printing a MoodloopError, or a full disk, as
-        ``moodloop: error: ...``; 130 on a Ctrl-C the command did not handle itself.
+        ``moodloop: error: ...``; 130 on a Ctrl-C the command did not handle itself; 0 when the
+        program reading the output stopped reading.
     """
     # Libraries (onnxscript, fastai's helpers) only get to say warnings; moodloop says what it does.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -75,6 +77,10 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped (`moodloop listen | head`): it has what it wanted
+        # Python flushes stdout again at exit; point it at /dev/null so that cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise  # anything else is unexpected: keep its traceback

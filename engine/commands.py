@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import select
 import sys
@@ -16,7 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from moodloop.engine.errors import ConfigError
 from moodloop.engine.mock import SCENARIO_NAMES
-from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, to_record, topic_named
+from moodloop.engine.protocol import DEFAULT_ENDPOINT, TOPICS, Emotion, Message, topic_named
+from moodloop.engine.recording import record_line
 from moodloop.engine.transport import RELAY_FRONTEND
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class _JsonLines:
 
     def __call__(self, sub: Subscriber, msg: Message | None) -> None:
         if msg is not None:
-            print(json.dumps(to_record(msg), separators=(",", ":")), file=self._out, flush=True)
+            print(record_line(msg), file=self._out, flush=True)
 
 
 class _LiveView:

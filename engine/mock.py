@@ -107,7 +107,9 @@ class Scenario:
             segments = tuple(
                 Segment(s["state"], float(s["seconds"]), s.get("label")) for s in script["segments"]
             )
-            return cls(segments, loop=bool(script.get("loop", True)))
+            if not isinstance(loop := script.get("loop", True), bool):  # bool("false") would be True
+                raise TypeError(f"loop must be true or false, not {loop!r}")
+            return cls(segments, loop=loop)
         except OSError as exc:
             raise ConfigError(f"Cannot read the mock script {path}: {exc.strerror}.") from None
         except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -22,9 +22,14 @@ from moodloop.engine.protocol import Message, from_record, to_record
 if TYPE_CHECKING:
     from moodloop.engine.publisher import Publisher
 
-__all__ = ["Recorder", "read_recording", "replay"]
+__all__ = ["Recorder", "record_line", "read_recording", "replay"]
 
 log = logging.getLogger(__name__)
+
+
+def record_line(msg: Message) -> str:
+    """Return ``msg`` as one compact JSON line (without the newline): a recording's line format."""
+    return json.dumps(to_record(msg), separators=(",", ":"))
 
 
 class Recorder(Closeable):
@@ -64,7 +69,7 @@ class Recorder(Closeable):
                 is closed, keeping the lines written before.
         """
         try:
-            self._file.write(json.dumps(to_record(msg), separators=(",", ":")) + "\n")
+            self._file.write(record_line(msg) + "\n")
             self._file.flush()
         except OSError as exc:
             # Closing flushes the unwritten line again and fails again: close() must not.
@@ -94,7 +99,7 @@ def read_recording(path: str | Path) -> Iterator[Message]:
     """
     path = Path(path)
     try:
-        file = path.open(encoding="utf-8")
+        file = path.open(encoding="utf-8", errors="replace")  # a damaged line is skipped below, not fatal
     except OSError as exc:
         raise DataError(
             f"Cannot read the recording {path}: {exc.strerror}. Make one with "

@@ -209,8 +209,9 @@ class _Game:
             pacer.wait()
         if self.config.screenshot is not None:
             try:
+                self.config.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 pg.image.save(self.canvas, str(self.config.screenshot))
-            except pg.error as exc:  # pygame's error for an unwritable path, not an OSError
+            except (pg.error, OSError) as exc:  # pygame's error for an unwritable path is not an OSError
                 raise ConfigError(f"--screenshot {self.config.screenshot}: cannot write it ({exc}).") from exc
         return stats.report(self)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moodloop.engine.errors import ConfigError, ModelError, SourceError
+from moodloop.engine.outputs import writable_file
 from moodloop.sensor.cli import sensor_command  # argparse-level too: the one place that knows the sensor's argv
 
 if TYPE_CHECKING:
@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from moodloop.games.feed import Feed
 
     for path, option in ((args.stats, "--stats"), (args.screenshot, "--screenshot")):
-        _check_output(path, option)
+        if path is not None:
+            writable_file(path, option)
     plan, ask = plan_feed(args)
     config = GameConfig(
         headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot
@@ -99,26 +100,12 @@ def run(args: argparse.Namespace) -> int:
         stats = play(config, feed)
     if args.stats is not None:
         try:
+            args.stats.parent.mkdir(parents=True, exist_ok=True)
             args.stats.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--stats {args.stats}: cannot write it ({exc.strerror or exc}).") from exc
     log.info("%d frames, %.1f fps, worst frame %.1f ms", stats["frames"], stats["fps_mean"], stats["frame_ms_max"])
     return 0
-
-
-def _check_output(path: Path | None, option: str) -> None:
-    """Refuse an output file that cannot be written now, rather than when the game ends.
-
-    Raises:
-        ConfigError: ``path`` is a folder, or its folder is missing or read-only.
-    """
-    if path is None:
-        return
-    folder = path.parent
-    why = ("it is a folder" if path.is_dir() else f"there is no folder {folder}" if not folder.is_dir()
-           else f"{folder} is read-only" if not os.access(folder, os.W_OK) else None)
-    if why:
-        raise ConfigError(f"{option} {path}: {why}; give a file in a folder you can write to.")
 
 
 def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:

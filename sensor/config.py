@@ -257,7 +257,7 @@ def load_config(path: str | Path | None = None) -> SensorConfig:
         values = tomllib.loads(text) if toml else json.loads(text)
     except OSError as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc.strerror}. Check the --config path.") from exc
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {path} is not valid {'TOML' if toml else 'JSON'} ({exc}): "
                           "files ending in .toml are read as TOML, any other as JSON.") from exc
     if not isinstance(values, dict):

@@ -90,7 +90,8 @@ def test_forced_state_and_finite_script(tmp_path):
 @pytest.mark.parametrize(
     "script",
     ['{"segments": []}', '{"segments": [{"state": "sleepy", "seconds": 1}]}',
-     '{"segments": [{"state": "bored"}]}', "not json", '{"segments": [{"state": "bored", "seconds": 0}]}'],
+     '{"segments": [{"state": "bored"}]}', "not json", '{"segments": [{"state": "bored", "seconds": 0}]}',
+     '{"loop": "false", "segments": [{"state": "bored", "seconds": 1}]}'],
 )  # fmt: skip
 def test_bad_scripts_say_what_is_wrong(tmp_path, script):
     path = tmp_path / "bad.json"
@@ -107,6 +108,8 @@ def test_record_then_replay_keeps_the_timing(tmp_path):
     assert list(read_recording(path)) == recorded
     with path.open("a") as file:
         file.write('{"topic": "moodloop.state", "v": 1, "t": 1\n')  # a line cut short by a kill
+    with path.open("ab") as file:
+        file.write(b"\xff\xfe\n")  # and one that is not even text
     with Publisher(ANY_PORT, source="replay") as pub, Subscriber(pub.endpoint) as sub:
         until_flowing(pub, sub, status())
         player = threading.Thread(target=replay, args=(path, pub))

@@ -83,7 +83,7 @@ def test_headless_game_reacts_to_boredom_and_absence_from_the_mock():
 
 
 def test_headless_game_without_a_sensor_plays_and_saves_a_screenshot(tmp_path):
-    shot = tmp_path / "shot.png"
+    shot = tmp_path / "shots" / "last.png"  # its folder is made
     with Feed(FeedPlan(kind=OFF)) as feed:
         stats = play(GameConfig(headless=True, frames=30, bot=True, screenshot=shot), feed)
     assert stats["feed"] == OFF and stats["states"] == [] and stats["obstacles_boredom"] == 0

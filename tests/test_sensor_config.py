@@ -64,6 +64,14 @@ def test_bad_files_are_config_errors(tmp_path, text, message):
         load_config(path)
 
 
+@pytest.mark.parametrize("name", ["photo.toml", "photo.jpg"])
+def test_a_binary_file_given_as_config_is_a_config_error(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a config")
+    with pytest.raises(ConfigError, match="not valid"):
+        load_config(path)
+
+
 def test_the_limits_themselves_are_accepted(tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text("[classify]\nthreads = 64\nmargin = 1\n[detect]\ndetect_width = 64\nmin_face = 0\n"

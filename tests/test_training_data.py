@@ -51,6 +51,9 @@ def test_csv_emotion_codes_follow_fer2013_not_alphabetical_order(tmp_path):
         csv.write_text(f"emotion,pixels\n{bad}\n")
         with pytest.raises(DataError, match="row 2: emotion must be 0-6"):
             load_dataset(csv)
+    csv.write_bytes(b"PK\x03\x04\xff\xfe a zip renamed .csv")
+    with pytest.raises(DataError, match="fer2013.csv is not a text CSV file"):
+        load_dataset(csv)
 
 
 def test_plain_class_folder_has_one_split(tmp_path):
@@ -108,6 +111,9 @@ def test_unreadable_files_are_flagged_and_can_be_excluded(tmp_path):
     assert len(kept.split("valid")) == 28
     with pytest.raises(DataError, match="Exclusion list not found"):
         read_exclusions(tmp_path / "nope.txt")
+    exclude.write_bytes(b"\x89PNG\r\n\x1a\n\xff")  # an image given by mistake
+    with pytest.raises(DataError, match="not a text exclusion list"):
+        read_exclusions(exclude)
 
 
 def test_an_exclusion_list_for_another_copy_is_refused_and_strays_are_named(tmp_path, caplog):

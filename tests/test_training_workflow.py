@@ -387,6 +387,19 @@ def test_evaluate_errors(onnx_fp16, tmp_path, monkeypatch):
         load_predictor(tmp_path)
 
 
+def test_outputs_are_checked_before_the_work(onnx_fp16, tmp_path, capsys):
+    a_file, missing = tmp_path / "notes.txt", tmp_path / "no_such_data"  # a data error: the data came first
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match="--json .*notes.txt is not a folder you can write in"):
+        run_evaluation(EvalConfig(data=missing, json=a_file / "report.json"))
+    with pytest.raises(ConfigError, match="--plots .*notes.txt is a file; give a folder"):
+        run_evaluation(EvalConfig(data=missing, plots=a_file))
+    with pytest.raises(ConfigError, match=f"--out {tmp_path} is a folder; give a file name"):
+        export(ExportConfig(run=tmp_path / "no_run", out=tmp_path))
+    assert main(["quantize", "--model", str(onnx_fp16), "--data", str(missing), "--out", str(a_file / "q.onnx")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
 def test_clean_with_a_run_as_model(run_dir, data_dir, tmp_path):
     assert main(["clean", "--data", str(data_dir), "--out", str(tmp_path), "--model", str(run_dir)]) == 0
     assert json.loads((tmp_path / "clean.json").read_text())["model"] == str(run_dir)

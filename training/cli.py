@@ -201,10 +201,11 @@ def run_clean(args: argparse.Namespace) -> int:
     """Run `moodloop clean`."""
     from moodloop.training.clean import CleanConfig, find_issues, write_report
     from moodloop.training.data import load_dataset, parse_merge
-    from moodloop.training.predict import label_columns, load_predictor, output_folder
+    from moodloop.engine.outputs import writable_folder
+    from moodloop.training.predict import label_columns, load_predictor
 
     config = CleanConfig() if args.blank_std is None else CleanConfig(blank_std=args.blank_std)
-    output_folder(args.out)
+    writable_folder(args.out, "--out")
     data = load_dataset(args.data, parse_merge(args.merge))
     probs = None
     if args.model:
@@ -223,7 +224,7 @@ def run_clean(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """Run `moodloop train`."""
     from moodloop.training.data import load_dataset, parse_merge, read_exclusions
-    from moodloop.training.predict import output_folder
+    from moodloop.engine.outputs import writable_folder
     from moodloop.training.recipe import Recipe
     from moodloop.training.train import train
 
@@ -234,7 +235,7 @@ def run_train(args: argparse.Namespace) -> int:
              "bf16": args.bf16, "seed": args.seed, "fold": fold, "folds": folds,
              "distill": _DEFAULT_DISTILL if args.teacher and args.distill is None else args.distill}
     recipe = Recipe(**{k: v for k, v in given.items() if v is not None})  # defaults live in Recipe
-    output_folder(args.out)  # train() checks it too, but only after the data has loaded
+    writable_folder(args.out, "--out")  # train() checks it too, but only after the data has loaded
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
@@ -284,6 +285,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     import numpy as np
 
     from moodloop.engine.errors import ConfigError
+    from moodloop.engine.outputs import writable_file
     from moodloop.training.data import load_dataset, parse_merge
     from moodloop.training.evaluate import default_split
     from moodloop.training.export import compare
@@ -292,7 +294,8 @@ def run_quantize(args: argparse.Namespace) -> int:
 
     if args.images < 1:
         raise ConfigError(f"--images {args.images}: calibration needs at least one face (default {_CALIBRATION_IMAGES}).")
-    source = OnnxPredictor(args.model)  # a wrong --model fails before the data loads
+    source = OnnxPredictor(args.model)  # a wrong --model or --out fails before the data loads
+    writable_file(args.out, "--out")
     data = load_dataset(args.data, parse_merge(args.merge))
     pool = data.split("train") if "train" in data.splits else data.split(default_split(data))
     chosen = np.sort(np.random.default_rng(0).permutation(len(pool))[:args.images])  # the same on every run

@@ -129,7 +129,11 @@ def read_exclusions(path: str | Path) -> set[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Exclusion list not found: {path}. `moodloop clean` writes one (exclude.txt).")
-    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    try:
+        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text exclusion list (one image name per line): give the "
+                        "exclude.txt `moodloop clean` wrote.") from None
     return {line for line in lines if line and not line.startswith("#")}
 
 
@@ -247,7 +251,11 @@ def _decode(data: bytes) -> np.ndarray | None:
 
 
 def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    try:
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    except UnicodeDecodeError:
+        raise DataError(f"{where} is not a text CSV file; a FER2013 CSV holds the columns emotion, pixels "
+                        "and (optionally) Usage.") from None
     if not {"emotion", "pixels"} <= set(reader.fieldnames or ()):
         raise DataError(f"{where} has columns {reader.fieldnames}; a FER2013 CSV needs "
                         "emotion, pixels and (optionally) Usage.")

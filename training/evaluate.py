@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from moodloop.engine.errors import ConfigError
+from moodloop.engine.outputs import writable_file, writable_folder
 from moodloop.training.data import Dataset, Split, load_dataset
 from moodloop.training.predict import Predictor, label_columns, load_predictor
 
@@ -144,7 +145,15 @@ def default_split(data: Dataset) -> str:
 
 
 def run_evaluation(config: EvalConfig) -> list[Evaluation]:
-    """Score every model of ``config`` on its data; write the JSON and the plots it asks for."""
+    """Score every model of ``config`` on its data; write the JSON and the plots it asks for.
+
+    Raises:
+        ConfigError: the JSON file or the plots folder cannot be written (checked first).
+    """
+    if config.json:
+        writable_file(config.json, "--json")
+    if config.plots:
+        writable_folder(config.plots, "--plots")
     data = load_dataset(config.data, dict(config.merge))
     split_name = config.split or default_split(data)
     split = data.split(split_name)

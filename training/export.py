@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moodloop.engine.errors import ModelError
+from moodloop.engine.outputs import writable_file
 from moodloop.training.data import IMAGE_SIZE, Split
 from moodloop.training.predict import (OnnxPredictor, Predictor, RunPredictor, label_columns, reading_model,
                                        written_whole)
@@ -53,6 +54,7 @@ def export(config: ExportConfig) -> Path:
     """Export the run's checkpoint to ONNX, check that the sensor loads it, return its path.
 
     Raises:
+        ConfigError: the output file cannot be written (checked first).
         ModelError: the run or checkpoint is missing, or the result does not load in the sensor.
     """
     import onnx
@@ -61,6 +63,8 @@ def export(config: ExportConfig) -> Path:
 
     from moodloop.sensor.classify import Classifier
 
+    out = config.out or config.run / f"{config.run.name}.onnx"
+    writable_file(out, "--out")
     learner = RunPredictor(config.run, config.checkpoint, device="cpu")
     net = torch.nn.Sequential(learner.learn.model, torch.nn.Softmax(dim=1)).eval().float()
     net = net.to(memory_format=torch.contiguous_format)
@@ -86,7 +90,6 @@ def export(config: ExportConfig) -> Path:
     entry = model.metadata_props.add()
     entry.key, entry.value = "moodloop", json.dumps(meta)
     onnx.checker.check_model(model)
-    out = config.out or config.run / f"{config.run.name}.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(out) as partial:  # the file at ``out`` stays until its successor loads
         onnx.save(model, str(partial))

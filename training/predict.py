@@ -11,7 +11,6 @@ these files whole or not at all (``written_whole``).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from fastai.data.core import DataLoaders
 
 __all__ = ["Predictor", "OnnxPredictor", "RunPredictor", "load_predictor", "label_columns", "weights_file",
-           "reading_model", "written_whole", "output_folder", "RUN_FILE"]
+           "reading_model", "written_whole", "RUN_FILE"]
 
 RUN_FILE = "run.json"
 """A training run's record (``moodloop train --out``): what its checkpoints need to be rebuilt."""
@@ -204,21 +203,6 @@ def reading_model(path: Path) -> Iterator[None]:
         kind, advice = _MODEL_KINDS[".pth" if path.suffix.lower() == ".pth" else ".onnx"]  # ONNX files: any name
         why = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0].rstrip(".")[:160]  # torch's run to pages
         raise ModelError(f"{path} is not {kind} ({type(exc).__name__}: {why}); {advice}.") from exc
-
-
-def output_folder(path: Path, option: str = "--out") -> None:
-    """Check, before any slow work, that ``path`` is or can become a folder to write in.
-
-    Nothing is created, so a command that fails later leaves no empty folder behind.
-
-    Raises:
-        ConfigError: ``path`` is a file, or its nearest existing parent is not a writable folder.
-    """
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file; give a folder (it is created if missing).")
-    parent = next(p for p in (path, *path.parents) if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: {parent} is not a folder you can write in; give another {option}.")
 
 
 @contextmanager

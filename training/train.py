@@ -31,10 +31,11 @@ from fastai.learner import Learner
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
 from moodloop.engine.errors import ConfigError, DataError, ModelError
+from moodloop.engine.outputs import writable_folder
 from moodloop.training.data import Dataset, Split, in_fold
 from moodloop.training.distill import TEACHER_FILE, soft_targets, teacher_probs
 from moodloop.training.plots import curve_png, save_figure
-from moodloop.training.predict import RUN_FILE, output_folder, reading_model, weights_file, written_whole
+from moodloop.training.predict import RUN_FILE, reading_model, weights_file, written_whole
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner, build_model,
                                       pick_device)
 
@@ -128,7 +129,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         DataError: the data lacks a split or has fewer than two classes.
         ModelError: ``init`` or the checkpoint to resume is not a readable model.
     """
-    output_folder(out)
+    writable_folder(out, "--out")
     if len(data.classes) < 2:  # one class would train to a meaningless 100 % accuracy
         raise DataError(f"Training needs at least two classes, and this dataset ({data.layout}) has only "
                         f"{list(data.classes)}: add a folder of images for each other class (or merge fewer "

@@ -37,7 +37,7 @@ __all__ = ["Segment", "Scenario", "SCENARIOS", "SCENARIO_NAMES", "MockSensor"]
 
 _STATUS_EVERY_S = 1.0
 _MAX_WAIT_S = 0.05  # how late a forced state or segment change may be noticed
-_SMOOTHING = 0.3  # EMA weight of the newest frame, like the sensor's smoothing at ~15 fps
+_HALF_LIFE_S = 0.3  # of the probabilities' moving average: the sensor's default smoothing
 _NOISE = 0.35  # spread of the per-frame multiplicative noise on the raw probabilities
 # The dominant emotion of each state and how much of the probability it takes.
 _MOODS = {"engaged": ("happy", 0.55), "bored": ("neutral", 0.75), "unknown": ("neutral", 0.5)}
@@ -177,6 +177,7 @@ class MockSensor:
         self.rate = rate
         self._clock = clock
         self._random = random.Random(seed)
+        self._keep = 0.5 ** (1 / (rate * _HALF_LIFE_S))  # per message, so any --rate smooths alike
         self._forced: Segment | None = None
         self._start: float | None = None
         self._state = "unknown"
@@ -240,7 +241,7 @@ class MockSensor:
         base = _mood(segment.label or label, weight)
         raw = _normalised({k: p * math.exp(self._random.gauss(0.0, _NOISE)) for k, p in base.items()})
         self._probs = _normalised(
-            {k: (1 - _SMOOTHING) * self._probs[k] + _SMOOTHING * p for k, p in raw.items()}
+            {k: self._keep * self._probs[k] + (1 - self._keep) * p for k, p in raw.items()}
         )
         dominant = max(self._probs, key=self._probs.__getitem__)
         valence, arousal = valence_arousal(self._probs)

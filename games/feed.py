@@ -22,7 +22,7 @@ from moodloop.engine.lifecycle import Closeable
 from moodloop.engine.mock import MockSensor, Scenario
 from moodloop.engine.publisher import Publisher
 
-__all__ = ["free_endpoint", "Child", "MockThread", "FeedPlan", "Feed"]
+__all__ = ["free_endpoint", "Child", "FeedPlan", "Feed"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Child(Closeable):
             self._proc.wait()
 
 
-class MockThread(Closeable):
+class _MockThread(Closeable):
     """The engine's scripted MockSensor, publishing a scenario at `endpoint` from a thread.
 
     Args:
@@ -109,7 +109,11 @@ class MockThread(Closeable):
     def __init__(self, scenario: Scenario | str, endpoint: str) -> None:
         self._publisher = Publisher(endpoint, source="mock")
         self._stop = threading.Event()
-        mock = MockSensor(scenario, self._publisher)
+        try:
+            mock = MockSensor(scenario, self._publisher)
+        except Exception:
+            self._publisher.close()  # e.g. an unknown scenario: the port must not stay bound
+            raise
         self._thread = threading.Thread(target=mock.run, kwargs={"stop": self._stop}, name="moodloop-mock", daemon=True)
         self._thread.start()
 
@@ -160,7 +164,7 @@ class Feed(Closeable):
         self.plan = plan
         self.kind = plan.kind
         self.failure: str | None = None
-        self._child: Child | MockThread | None = None
+        self._child: Child | _MockThread | None = None
 
     @property
     def camera_on(self) -> bool:
@@ -173,7 +177,7 @@ class Feed(Closeable):
         if self._child is not None or plan.endpoint is None:
             return
         if plan.scenario is not None:
-            self._child = MockThread(plan.scenario, plan.endpoint)
+            self._child = _MockThread(plan.scenario, plan.endpoint)
         elif plan.argv:
             log.info("starting the sensor: %s", " ".join(plan.argv))
             self._child = Child(plan.argv)

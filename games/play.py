@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moodloop.engine.errors import ConfigError, ModelError, SourceError
+from moodloop.engine.errors import ConfigError, ModelError
 from moodloop.engine.outputs import writable_file
 from moodloop.sensor.cli import sensor_command  # argparse-level too: the one place that knows the sensor's argv
+from moodloop.sensor.config import parse_source
 
 if TYPE_CHECKING:
     from moodloop.games.feed import FeedPlan
@@ -120,7 +121,7 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
     Raises:
         ConfigError: An unknown mock scenario, --model with a feed that starts no sensor, or an
             unreadable consent file.
-        SourceError: A --source path that does not exist.
+        SourceError: A --source that is empty, or a path that does not exist.
         ModelError: A --model file that does not exist.
     """
     from moodloop.engine.mock import SCENARIO_NAMES, Scenario
@@ -150,11 +151,8 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
             names = ", ".join(SCENARIO_NAMES)
             raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {names} or a JSON script file.")
         return FeedPlan(kind=MOCK, endpoint=free_endpoint(), scenario=scenario), False
-    source = args.source or "0"
-    camera = source.isdigit()
-    if not camera and not Path(source).exists():  # the sensor would fail only once the game runs
-        raise SourceError(f"--source {source!r} is neither a camera index (0, 1, ...) nor an existing video file "
-                          "or image folder: check the path.")
+    source = "0" if args.source is None else args.source
+    camera = isinstance(parse_source(source), int)  # a bad one fails now, not once the game runs
     endpoint = free_endpoint()
     extra = ["--quiet"]  # the game owns the terminal: no status line a second
     if args.model is not None:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from moodloop.engine.errors import MoodloopError, SourceError
-from moodloop.sensor.config import CaptureConfig
+from moodloop.sensor.config import CaptureConfig, parse_source
 from moodloop.sensor.quiet import opencv_silenced
 
 __all__ = [
@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_JOIN_S = 2.0  # how long closing waits for the capture thread's last read
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -130,7 +132,7 @@ class FakeCamera:
     Args:
         image_at: Makes the image for read number `i` (0, 1, ...).
         fps: Reads are paced at this rate, like a real camera blocking until the next frame.
-        fail_reads: Read numbers that fail (a run of them longer than `lost_after` is a loss).
+        fail_reads: Read numbers that fail (a run of `lost_after` of them is a loss).
         fail_opens: How many reopen attempts fail after a loss before the camera comes back.
         missing: The camera cannot be opened at all.
     """
@@ -260,18 +262,10 @@ def open_source(spec: str, config: CaptureConfig = CaptureConfig()) -> Source:
     Raises:
         SourceError: `spec` is empty, or neither a number nor an existing file or folder.
     """
-    if not spec.strip():  # Path("") is the current folder: never what an empty --source meant
-        raise SourceError("--source is empty: pass a camera index (0, 1, ...), a video file or an image folder.")
-    if spec.isdigit():
-        return CameraSource(int(spec), config)
-    path = Path(spec)
-    if path.is_dir():
-        return ImageFolderSource(path, config)
-    if path.is_file():
-        return VideoSource(path)
-    raise SourceError(
-        f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image folder: check the path."
-    )
+    source = parse_source(spec)
+    if isinstance(source, int):
+        return CameraSource(source, config)
+    return ImageFolderSource(source, config) if source.is_dir() else VideoSource(source)
 
 
 @dataclass(frozen=True)
@@ -328,13 +322,18 @@ class Capture:
         self.close()
 
     def close(self) -> None:
-        """Stop the thread and release the source."""
+        """Stop the thread, which releases the source as it ends.
+
+        A read that blocks past ``_JOIN_S`` (a USB camera can) is not waited for: the thread
+        releases the source once that read returns, never while it is still in use.
+        """
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        self.source.close()
+        if self._thread.ident is None:  # never started: the source is ours to release
+            self.source.close()
+        else:
+            self._thread.join(timeout=_JOIN_S)
 
     def stats(self) -> CaptureStats:
         """A snapshot of the capture counters."""
@@ -381,12 +380,13 @@ class Capture:
                 return
 
     def _run(self) -> None:
-        """The capture thread: read until the source ends, fails or we stop; then say it ended."""
+        """The capture thread: read until the source ends, fails or we stop; then release it and say it ended."""
         try:
             self._read_source()
         except Exception as exc:  # raised on this thread it would go unseen: read() raises it instead
             self._failure = exc
         finally:
+            self.source.close()
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
@@ -445,8 +445,6 @@ class Capture:
             except SourceError:
                 delay = min(delay * 2, self._config.retry_max_s)
                 continue
-            if self._stop.is_set():  # close() gave up waiting for this open: release the camera again
-                self.source.close()
-            else:
+            if not self._stop.is_set():
                 log.info("%s is back", self.source.name)
             return

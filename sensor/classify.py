@@ -88,6 +88,13 @@ class ModelInfo:
             raise ModelError(f"Model {path} has inconsistent moodloop metadata {text}: {_REQUIREMENTS}.")
         return info
 
+    def to_metadata(self) -> str:
+        """The "moodloop" metadata JSON that ``from_metadata`` reads back (the path is not stored)."""
+        return json.dumps({"format": 1, "labels": list(self.labels),
+                           "input": {"channels": self.channels, "height": self.height, "width": self.width,
+                                     "mean": list(self.mean), "std": list(self.std)},
+                           "provenance": self.provenance})
+
 
 def crop_face(frame: np.ndarray, face: Face, margin: float, size: tuple[int, int], gray: bool) -> np.ndarray:
     """The square crop around `face` grown by `margin`, resized to `size` (w, h) with INTER_AREA.
@@ -182,8 +189,20 @@ class Classifier:
 
     def classify(self, frame: np.ndarray, face: Face) -> np.ndarray:
         """Class probabilities (float32, one per label) for `face` in the BGR `frame`."""
-        crop = self.crop(frame, face)
-        pixels = crop[None, :, :, None] if self.info.channels == 1 else cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)[None]
+        return self.probabilities(self.crop(frame, face)[None])[0]
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities [N, K] (float32, rows summing to 1) for a batch of crops.
+
+        Args:
+            crops: uint8 faces as `crop` makes them: gray [N, H, W] for a 1-channel model, BGR
+                [N, H, W, 3] for a 3-channel one.
+        """
+        probs = self._session.run(["probs"], {"input": self.inputs(crops)})[0]
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def inputs(self, crops: np.ndarray) -> np.ndarray:
+        """The model's normalized float32 input [N, C, H, W] for a batch of crops (see `probabilities`)."""
+        pixels = crops[..., None] if self.info.channels == 1 else crops[..., ::-1]  # BGR to RGB
         x = pixels.astype(np.float32) * self._scale - self._offset
-        probs = self._session.run(["probs"], {"input": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0][0]
-        return probs / probs.sum()
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))

@@ -137,14 +137,14 @@ def _on_signals(stop: threading.Event) -> dict[int, object]:
     return {signum: signal.signal(signum, request_stop) for signum in defaults}
 
 
-def sensor_command(source: str = "0", endpoint: str | None = None, *, headless: bool = True,
-                   extra: Sequence[str] = ()) -> list[str]:
-    """The argv that starts a sensor as a child process (what `moodloop play` launches).
+def sensor_command(source: str = "0", endpoint: str | None = None, *, extra: Sequence[str] = ()) -> list[str]:
+    """The argv that starts a headless sensor as a child process (what `moodloop play` launches).
+
+    The sensor gets no preview window: the game owns the screen.
 
     Args:
         source: Camera index, video file or image folder.
         endpoint: ZeroMQ address the game subscribes to (default: the protocol default).
-        headless: No preview window (the game owns the screen).
         extra: More `moodloop sensor` options, e.g. ["--source-id", "alice"].
 
     Returns:
@@ -152,5 +152,4 @@ def sensor_command(source: str = "0", endpoint: str | None = None, *, headless: 
     """
     argv = [sys.executable, "-m", SENSOR_MODULE, "--source", source]
     argv += ["--endpoint", endpoint] if endpoint else []
-    argv += ["--headless"] if headless else []
-    return argv + list(extra)
+    return argv + ["--headless", *extra]

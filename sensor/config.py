@@ -11,6 +11,8 @@ Unknown sections or keys are a ConfigError, so a typo never silently does nothin
 value of the wrong type (a fraction where a whole number belongs, a number for a path) or a
 number out of range: every number must be finite and >= 0, sizes, rates and window lengths
 > 0, shares and probabilities at most 1, and pixel sizes and thread counts plausible.
+
+``parse_source`` reads what a ``--source`` names, for the sensor and for ``moodloop play``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moodloop.engine.errors import ConfigError
+from moodloop.engine.errors import ConfigError, SourceError
 
 __all__ = [
     "CaptureConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "EngagementConfig",
     "SensorConfig",
     "load_config",
+    "parse_source",
 ]
 
 
@@ -62,7 +65,7 @@ _FRACTION = _Range(0, 1)
 # Every other number only needs to be finite and >= 0 (`_Range()`).
 _RANGES: dict[str, _Range] = {
     **dict.fromkeys(("retry_s", "retry_max_s", "image_seconds", "half_life_s", "window_s", "exit_window_s",
-                     "status_every_s"), _POSITIVE),
+                     "status_every_s", "absent_after_s"), _POSITIVE),
     **dict.fromkeys(("switch_iou", "score_threshold", "hysteresis", "present_fraction", "expressivity_margin",
                      "arousal_margin", "baseline_cap", "bored_enter", "bored_exit"), _FRACTION),
     "width": _Range(16, 8192), "height": _Range(16, 8192),  # pixels a camera could deliver
@@ -263,3 +266,19 @@ def load_config(path: str | Path | None = None) -> SensorConfig:
     if not isinstance(values, dict):
         raise ConfigError(f"Config file {path} must hold an object of sections, e.g. {{\"smooth\": {{...}}}}.")
     return _build(SensorConfig, values, str(path))
+
+
+def parse_source(spec: str) -> int | Path:
+    """Read a --source value: a camera index, or the path of a video file or image folder.
+
+    Raises:
+        SourceError: `spec` is empty, or neither a number nor an existing file or folder.
+    """
+    if not spec.strip():  # Path("") is the current folder: never what an empty --source meant
+        raise SourceError("--source is empty: pass a camera index (0, 1, ...), a video file or an image folder.")
+    if spec.isdigit():
+        return int(spec)
+    if not Path(spec).exists():
+        raise SourceError(f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image "
+                          "folder: check the path.")
+    return Path(spec)

@@ -103,7 +103,7 @@ def canvas():
     pygame.quit()
 
 
-@pytest.mark.parametrize("scene", ["wave", "paused", "away", "countdown", "over"])
+@pytest.mark.parametrize("scene", ["wave", "boost", "paused", "away", "countdown", "over"])
 def test_every_scene_draws_its_own_frame(canvas, scene):
     text = Text()
     renderer, hud = Renderer(text, (WIDTH, HEIGHT)), Hud(text)
@@ -120,8 +120,8 @@ def test_every_scene_draws_its_own_frame(canvas, scene):
 
     playing = frame()
     if scene == "wave":
-        world.react(intervene=True, intensity=1.0, away=False)
-        world.boost = 0.5
+        world.react(intervene=True, intensity=1.0, away=False)  # the pace eases in only as the game steps
+    world.boost = 0.5 if scene == "boost" else 0.0
     world.paused = scene == "paused"
     world.away = scene == "away"
     world.resume_in = 1.0 if scene == "countdown" else 0.0
@@ -170,3 +170,11 @@ def test_the_director_waits_while_the_game_is_paused_or_over(canvas, hold, resum
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=resume))
         game._tick(1 / 60)
         assert game.world.tally.waves == 1 and game.world.wave is not None
+
+
+def test_an_unknown_mock_scenario_leaves_its_port_free():
+    endpoint = free_endpoint()
+    with pytest.raises(ConfigError, match="Unknown scenario 'sleepy'") as caught:
+        Feed(FeedPlan(kind=MOCK, endpoint=endpoint, scenario="sleepy")).start()
+    with Publisher(endpoint):  # the failed mock released it, though its traceback is still alive
+        assert caught.traceback

@@ -96,8 +96,10 @@ def test_model_is_refused_with_a_feed_that_starts_no_sensor(feed):
 
 
 def test_missing_paths_stop_play_before_the_game_starts():
-    with pytest.raises(SourceError, match="'gone.mp4' is neither a camera index"):
+    with pytest.raises(SourceError, match="'gone.mp4' is not a camera index"):
         plan("--source", "gone.mp4")
+    with pytest.raises(SourceError, match="--source is empty"):  # not the webcam that no --source means
+        plan("--source", "")
     with pytest.raises(ModelError, match="--model gone.onnx: no such file"):
         plan("--source", "1", "--model", "gone.onnx")
 

@@ -165,3 +165,34 @@ def test_open_source_dispatch(tmp_path):
         open_source(str(tmp_path)).open()
     with pytest.raises(SourceError, match="--source is empty"):
         open_source("")  # not the current folder
+
+
+class StuckCamera(FakeCamera):
+    """A camera whose second read blocks until released, as a USB camera can on unplugging."""
+
+    def __init__(self) -> None:
+        super().__init__(gray)
+        self.reading, self.release, self.closed = threading.Event(), threading.Event(), threading.Event()
+        self.closed_while_reading = False
+
+    def read(self) -> np.ndarray | None:
+        if self._reads == 1:
+            self.reading.set()
+            self.release.wait(5)
+            self.reading.clear()
+        return super().read()
+
+    def close(self) -> None:
+        self.closed_while_reading |= self.reading.is_set()
+        self.closed.set()
+
+
+def test_close_never_releases_a_camera_that_is_still_being_read(monkeypatch):
+    monkeypatch.setattr("moodloop.sensor.capture._JOIN_S", 0.05)
+    camera = StuckCamera()
+    with Capture(camera):
+        assert camera.reading.wait(2)
+    assert not camera.closed.is_set()  # close() gave up waiting: the thread still owns the camera
+    camera.release.set()
+    assert camera.closed.wait(2) and not camera.closed_while_reading
+

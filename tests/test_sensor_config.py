@@ -46,6 +46,7 @@ def test_toml_and_json_override_a_subset(tmp_path):
         ('{"detect": {"detect_width": Infinity}}', "detect_width .* must be a whole number"),
         ('{"detect": {"detect_width": 1000000000000}}', "detect_width .* >= 64 and <= 4096"),
         ('{"detect": {"min_face": 2}}', "min_face .* <= 0.5"),
+        ('{"engagement": {"absent_after_s": 0}}', "absent_after_s .* > 0"),  # a present player would be absent
         ('{"engagement": {"present_fraction": 5}}', "present_fraction .* >= 0 and <= 1"),
         ('{"detect": {"yunet": 5}}', r"yunet .* must be a string \(a file path\), not 5"),
         ("[1, 2]", "must hold an object"),

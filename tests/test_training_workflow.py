@@ -202,7 +202,7 @@ def test_damaged_misplaced_or_wrong_kind_of_model_files_say_so(run_dir, data_dir
     cut_short = f"{damaged / 'best.pth'} is not a moodloop checkpoint"
     assert cut_short in error("evaluate", "--model", str(damaged), "--data", str(data_dir), "--device", "cpu")
     assert cut_short in error("export", "--run", str(damaged), "--out", str(tmp_path / "x.onnx"))
-    assert f"{not_onnx} is not an ONNX model" in error("evaluate", "--model", str(not_onnx), "--data", str(data_dir))
+    assert f"Model {not_onnx} is not a loadable ONNX file" in error("evaluate", "--model", str(not_onnx), "--data", str(data_dir))
     assert f"{garbage}: a .pth checkpoint must sit in its training run folder" in error(
         "evaluate", "--model", str(garbage), "--data", str(data_dir))
     edited = tmp_path / "edited"
@@ -258,7 +258,7 @@ def test_quantize_writes_an_int8_model_that_follows_its_source(onnx_fp16, data_d
     source, plain, both = (load_predictor(p).predict(valid.images) for p in (onnx_fp16, out, flipped))
     assert (source.argmax(1) == plain.argmax(1)).mean() >= 0.9 and np.abs(source - plain).max() < 0.1
     mirrored = load_predictor(out).predict(np.ascontiguousarray(valid.images[:, :, ::-1]))
-    np.testing.assert_allclose(both, (plain + mirrored) / 2, atol=1e-5)  # the face and its mirror, averaged
+    np.testing.assert_allclose(both, (plain + mirrored) / 2, atol=1e-4)  # the face and its mirror, averaged
     made = Classifier(flipped).info.provenance
     assert made["int8"]["flip"] and made["int8"]["source"] == onnx_fp16.name and "recipe" in made
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import onnx
     import torch
 
-__all__ = ["ExportConfig", "export", "fp16_storage", "exported_weights", "provenance", "Parity", "compare", "parity"]
+__all__ = ["ExportConfig", "export", "exported_weights", "provenance", "Parity", "compare", "parity"]
 
 _FP16_SUFFIX = "__fp16"  # a float16-stored initializer's name; a Cast restores the original name
 _MODEL_PREFIX = "0."  # the model is module 0 of the exported Sequential(model, Softmax)
@@ -61,7 +61,7 @@ def export(config: ExportConfig) -> Path:
     import torch
     from onnxscript.optimizer import fold_constants, remove_unused_nodes
 
-    from moodloop.sensor.classify import Classifier
+    from moodloop.sensor.classify import Classifier, ModelInfo
 
     out = config.out or config.run / f"{config.run.name}.onnx"
     writable_file(out, "--out")
@@ -81,14 +81,11 @@ def export(config: ExportConfig) -> Path:
     remove_unused_nodes(program.model)  # and the constants that fed them
     model = program.model_proto
     if config.fp16:
-        model = fp16_storage(model)
-    norm = learner.norm
-    meta = {"format": 1, "labels": list(learner.labels),
-            "input": {"channels": 1, "height": IMAGE_SIZE, "width": IMAGE_SIZE,
-                      "mean": [norm.mean], "std": [norm.std]},
-            "provenance": provenance(config.run, config.checkpoint, config.fp16)}
+        model = _fp16_storage(model)
+    info = ModelInfo(out, learner.labels, channels=1, height=IMAGE_SIZE, width=IMAGE_SIZE, mean=(learner.norm.mean,),
+                     std=(learner.norm.std,), provenance=provenance(config.run, config.checkpoint, config.fp16))
     entry = model.metadata_props.add()
-    entry.key, entry.value = "moodloop", json.dumps(meta)
+    entry.key, entry.value = "moodloop", info.to_metadata()
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(out) as partial:  # the file at ``out`` stays until its successor loads
@@ -97,7 +94,7 @@ def export(config: ExportConfig) -> Path:
     return out
 
 
-def fp16_storage(model: onnx.ModelProto) -> onnx.ModelProto:
+def _fp16_storage(model: onnx.ModelProto) -> onnx.ModelProto:
     """Store every float32 initializer of an ONNX model as float16 plus a Cast back to float32.
 
     Args:

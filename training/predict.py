@@ -11,6 +11,7 @@ these files whole or not at all (``written_whole``).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator, Sequence
@@ -47,7 +48,10 @@ class Predictor(Protocol):
 
 @dataclass
 class OnnxPredictor:
-    """An exported moodloop ONNX model, run batch-wise through onnxruntime.
+    """An exported moodloop ONNX model, run batch-wise by the sensor's own Classifier.
+
+    The training faces become crops as the sensor makes them for this model (its input size;
+    BGR for a colour model), so scores are those of the sensor's preprocessing, not a copy of it.
 
     Args:
         path: the .onnx file.
@@ -55,44 +59,38 @@ class OnnxPredictor:
 
     Attributes:
         info: what the file's metadata says about the model.
-        metadata: that metadata as stored (JSON).
     """
 
     path: Path
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        import onnxruntime as ort
-
-        from moodloop.sensor.classify import ModelInfo
+        from moodloop.sensor.classify import Classifier
+        from moodloop.sensor.config import ClassifyConfig
 
         if self.path.is_dir():
             raise ModelError(f"{self.path} is a folder, not an .onnx file. For a training run folder, run "
                              f"`moodloop export --run {self.path}` first and pass the .onnx it writes.")
-        if not self.path.is_file():
-            raise ModelError(f"Model file {self.path} not found.")
-        with reading_model(self.path):
-            self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
-        self.metadata = self._session.get_modelmeta().custom_metadata_map.get("moodloop")
-        self.info = ModelInfo.from_metadata(self.path, self.metadata)
+        # Every core: scoring a dataset has no game to leave one to.
+        self._classifier = Classifier(self.path, ClassifyConfig(threads=min(os.cpu_count() or 1, 64)))
+        self.info = self._classifier.info
         self.name, self.labels = self.path.name, self.info.labels
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Return float32 probabilities [N, K] (see Predictor)."""
-        return np.concatenate([self._run(images[i:i + self.batch_size])
+        return np.concatenate([self._classifier.probabilities(self._crops(images[i:i + self.batch_size]))
                                for i in range(0, len(images), self.batch_size)])
 
     def inputs(self, images: np.ndarray) -> np.ndarray:
         """Return the model's float32 input [N, C, H, W] for uint8 gray images [N, 48, 48]."""
+        return self._classifier.inputs(self._crops(images))
+
+    def _crops(self, images: np.ndarray) -> np.ndarray:
         info = self.info
         if (info.height, info.width) != (IMAGE_SIZE, IMAGE_SIZE):
             images = np.stack([cv2.resize(i, (info.width, info.height), interpolation=cv2.INTER_AREA)
                                for i in images])
-        x = np.repeat(images[:, None].astype(np.float32) / 255, info.channels, axis=1)  # gray to C
-        return (x - np.float32(info.mean).reshape(1, -1, 1, 1)) / np.float32(info.std).reshape(1, -1, 1, 1)
-
-    def _run(self, images: np.ndarray) -> np.ndarray:
-        return self._session.run(["probs"], {"input": self.inputs(images)})[0]
+        return images if info.channels == 1 else np.repeat(images[..., None], 3, axis=-1)  # gray as BGR
 
 
 @dataclass

@@ -16,9 +16,8 @@ onnxruntime advises for x86 CPUs without VNNI, where the full range can saturate
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,17 +83,16 @@ def quantize(config: QuantizeConfig, faces: np.ndarray) -> Path:
         model = onnx.load(str(int8))
     if config.flip:
         _average_with_mirror(model, len(source.labels))
-    meta = json.loads(source.metadata)
-    meta.setdefault("provenance", {})["int8"] = {  # provenance is optional in a model file
+    info = replace(source.info, provenance={**source.info.provenance, "int8": {
         "source": config.model.name,
         "source_sha256": hashlib.sha256(config.model.read_bytes()).hexdigest(),
         "calibration_images": len(faces),
         "method": "onnxruntime static QDQ, per-channel 7-bit weights, uint8 activations (MinMax)",
         "flip": config.flip,
-    }
+    }})
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = "moodloop", json.dumps(meta)
+    entry.key, entry.value = "moodloop", info.to_metadata()
     config.out.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(config.out) as partial:
         onnx.save(model, str(partial))

@@ -39,7 +39,7 @@ from moodloop.training.predict import RUN_FILE, reading_model, weights_file, wri
 from moodloop.training.recipe import (Normalization, Recipe, build_dataloaders, build_learner, build_model,
                                       pick_device)
 
-__all__ = ["train", "read_run", "read_history", "plot_history", "RUN_FILE"]
+__all__ = ["train", "read_run", "read_history", "RUN_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class _Checkpoint(Callback):
             _save(self.learn, "best", with_opt=False)
             self.run.update(best_accuracy=accuracy, best_epoch=self.epoch + 1)
         _write_run(self.folder, self.run)
-        plot_history(self.folder)
+        _plot_history(self.folder)
 
 
 def _save(learn: Learner, name: str, *, with_opt: bool) -> None:
@@ -136,47 +136,15 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
                         "with --merge).")
     device = pick_device(device)
     torch.backends.cudnn.benchmark = True  # fixed 48 px batches: let cuDNN time and keep its fastest kernels
-    run_path = out / RUN_FILE
     if resume:
-        if not run_path.exists():
-            raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
-        run = read_run(out)
-        recipe = Recipe.from_dict(run["recipe"])
-    train_split, valid_split = _training_images(data, recipe), data.split("valid")
-    if resume:
-        norm = Normalization(**run["normalization"])
+        run, recipe = _resumed_run(out, data, epochs)
         teachers = [Path(t) for t in run.get("teachers", [])]
-        if not (out / "last.pth").is_file():
-            raise ConfigError(f"Nothing to resume in {out}: no epoch has finished yet. "
-                              "Start again without --resume.")
-        if tuple(run["classes"]) != data.classes:
-            raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "
-                              f"this data has {list(data.classes)}: use the same data and --merge.")
-        counts = len(train_split), len(valid_split)
-        if counts != (run["train_images"], run["valid_images"]):
-            raise ConfigError(f"The run in {out} was trained on {run['train_images']:,} training and "
-                              f"{run['valid_images']:,} validation images, this data has {counts[0]:,} and "
-                              f"{counts[1]:,}: resume with the same --data, --merge and --exclude as the first run.")
-        if epochs is not None and epochs != recipe.epochs:
-            if epochs < run["epochs_done"]:
-                raise ConfigError(f"--epochs {epochs}: the run in {out} has done {run['epochs_done']} "
-                                  "epochs already; give at least that many.")
-            run.setdefault("replanned", []).append({"at_epoch": run["epochs_done"], "from": recipe.epochs,
-                                                    "to": epochs})
-            recipe = replace(recipe, epochs=epochs)
-    elif run_path.exists() and (done := read_run(out)["epochs_done"]):
-        raise ConfigError(f"{out} already holds a run ({done} epochs done): add --resume to continue it, "
-                          "or give another --out.")
     else:
-        norm = Normalization.of(train_split)
-        run = {"classes": list(data.classes), "normalization": vars(norm), "layout": data.layout,
-               "train_images": len(train_split), "valid_images": len(valid_split), "epochs_done": 0}
-        if teachers:
-            run["teachers"] = [str(t) for t in teachers]
+        run = _new_run(out, data, recipe, teachers)
     if bool(teachers) != (recipe.distill > 0):
         raise ConfigError("Distillation needs both --teacher MODEL and a --distill share above 0; "
                           f"got {len(teachers)} teacher(s) and --distill {recipe.distill}.")
-
+    train_split, valid_split = _training_images(data, recipe), data.split("valid")
     if len(train_split) < recipe.batch_size:  # fastai drops the last partial batch: none would be left
         raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
                           "images: give a smaller --batch-size.")
@@ -186,8 +154,9 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if teachers:
         probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
         targets = soft_targets(train_split.labels, probs, recipe.distill, recipe.label_smoothing)
-    dls = build_dataloaders(train_split, valid_split, recipe, norm, device, targets)
-    learn = build_learner(dls, recipe, len(data.classes), out)
+    norm = Normalization(**run["normalization"])
+    learn = build_learner(build_dataloaders(train_split, valid_split, recipe, norm, device, targets), recipe,
+                          len(data.classes), out)
     if resume:
         with reading_model(out / "last.pth"):
             learn.load("last", with_opt=True, device=device, weights_only=True)  # never unpickles code
@@ -201,18 +170,62 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         log.info("lr_find suggests %.2e", recipe.lr)
     run["recipe"] = recipe.to_dict()
     _write_run(out, run)
-
-    start = run["epochs_done"]
-    if start < recipe.epochs:
-        checkpoint = _Checkpoint(out, run)
-        learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
-                            cbs=[CSVLogger(fname="history.csv", append=start > 0), checkpoint, _ReleaseMemory()])
-        if checkpoint.failure:
-            done = read_run(out)["epochs_done"]
-            then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."
-                    if done else "Then run the same command again (no epoch was saved).")
-            raise ConfigError(f"Training stopped. {checkpoint.failure} {then}")
+    _fit(learn, out, run, recipe)
     return run
+
+
+def _resumed_run(out: Path, data: Dataset, epochs: int | None) -> tuple[dict, Recipe]:
+    """Read the run to continue and its recipe (with a new length, given ``epochs``), checking it fits ``data``."""
+    if not (out / RUN_FILE).exists():
+        raise ConfigError(f"Nothing to resume in {out}: {RUN_FILE} is missing. Start without --resume.")
+    run = read_run(out)
+    recipe = Recipe.from_dict(run["recipe"])
+    if not (out / "last.pth").is_file():
+        raise ConfigError(f"Nothing to resume in {out}: no epoch has finished yet. Start again without --resume.")
+    if tuple(run["classes"]) != data.classes:
+        raise ConfigError(f"The run in {out} was trained on classes {run['classes']}, "
+                          f"this data has {list(data.classes)}: use the same data and --merge.")
+    counts = len(_training_images(data, recipe)), len(data.split("valid"))
+    if counts != (run["train_images"], run["valid_images"]):
+        raise ConfigError(f"The run in {out} was trained on {run['train_images']:,} training and "
+                          f"{run['valid_images']:,} validation images, this data has {counts[0]:,} and "
+                          f"{counts[1]:,}: resume with the same --data, --merge and --exclude as the first run.")
+    if epochs is not None and epochs != recipe.epochs:
+        if epochs < run["epochs_done"]:
+            raise ConfigError(f"--epochs {epochs}: the run in {out} has done {run['epochs_done']} "
+                              "epochs already; give at least that many.")
+        run.setdefault("replanned", []).append({"at_epoch": run["epochs_done"], "from": recipe.epochs, "to": epochs})
+        recipe = replace(recipe, epochs=epochs)
+    return run, recipe
+
+
+def _new_run(out: Path, data: Dataset, recipe: Recipe, teachers: Sequence[Path]) -> dict:
+    """Start the record of a new run, refusing to overwrite one that has trained."""
+    if (out / RUN_FILE).exists() and (done := read_run(out)["epochs_done"]):
+        raise ConfigError(f"{out} already holds a run ({done} epochs done): add --resume to continue it, "
+                          "or give another --out.")
+    train_split = _training_images(data, recipe)
+    run = {"classes": list(data.classes), "normalization": vars(Normalization.of(train_split)),
+           "layout": data.layout, "train_images": len(train_split), "valid_images": len(data.split("valid")),
+           "epochs_done": 0}
+    if teachers:
+        run["teachers"] = [str(t) for t in teachers]
+    return run
+
+
+def _fit(learn: Learner, out: Path, run: dict, recipe: Recipe) -> None:
+    """Run the one-cycle schedule from the run's next epoch, checkpointing each epoch into ``out``."""
+    start = run["epochs_done"]
+    if start >= recipe.epochs:
+        return
+    checkpoint = _Checkpoint(out, run)
+    learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
+                        cbs=[CSVLogger(fname="history.csv", append=start > 0), checkpoint, _ReleaseMemory()])
+    if checkpoint.failure:
+        done = read_run(out)["epochs_done"]
+        then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."
+                if done else "Then run the same command again (no epoch was saved).")
+        raise ConfigError(f"Training stopped. {checkpoint.failure} {then}")
 
 
 def _training_images(data: Dataset, recipe: Recipe) -> Split:
@@ -288,7 +301,7 @@ def read_history(run: Path) -> dict[int, dict[str, float]]:
             for row in rows if row[0].isdigit() and len(row) == len(header)}
 
 
-def plot_history(run: Path) -> Path | None:
+def _plot_history(run: Path) -> Path | None:
     """Draw the run's training curve into curve.png; None while no epoch is logged."""
     history = read_history(run)
     return curve_png(history, run / "curve.png", title=run.name) if history else None

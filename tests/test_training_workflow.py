@@ -5,6 +5,7 @@ with a model.
 Kept small for a busy 2-core CPU: ResNet18, 56 training images, two epochs.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -150,6 +151,21 @@ def test_resume_with_a_new_length_replans_the_schedule(run_dir, data_dir, tmp_pa
     assert sorted(read_history(run)) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("budget, epochs", [(45, 4), (15, 2)])  # 15 s: spent before the pace is known
+def test_minutes_shorten_the_schedule_so_the_run_ends_annealed(data_dir, tmp_path, budget, epochs):
+    ticks = itertools.count(0, 10)  # each reading of the clock is 10 s on: an epoch every 10 s
+    run = train(load_dataset(data_dir), tmp_path / "run", Recipe(arch="resnet18", epochs=10, batch_size=8, lr=1e-3),
+                device="cpu", budget=budget, clock=lambda: next(ticks))
+    # After epoch 2 (20 s) the pace is known: (budget - 20) / 10 more epochs fit, and at least the two done.
+    assert (run["epochs_done"], run["recipe"]["epochs"]) == (epochs, epochs)
+    assert run["replanned"] == [{"at_epoch": 2, "from": 10, "to": epochs, "by": "--minutes"}]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]["epochs"] == epochs  # --resume keeps it
+    # The optimizer's settings are fastcore and numpy objects: unpickled from the file this test wrote.
+    hypers = torch.load(tmp_path / "run" / "last.pth", weights_only=False)["opt"]["hypers"]
+    peak = max(h["lr"] for h in hypers) / 1e-3
+    assert peak < 0.05 if epochs > 2 else peak > 0.5  # annealed at the one-cycle's end, not cut near its peak
+
+
 def test_train_command_errors(data_dir, tmp_path, capsys):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("")
@@ -160,11 +176,13 @@ def test_train_command_errors(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
                  "--batch-size", "64"]) == 2
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(a_file)]) == 2  # before the data
+    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--minutes", "0"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith("moodloop: error: Dataset not found")
     assert "Nothing to resume" in errors[1] and "--epochs must be at least 1, not 0" in errors[2]
     assert "--batch-size 64 is more than the 56 training images" in errors[3]
     assert f"--out {a_file} is a file" in errors[4]
+    assert errors[5] == "moodloop: error: --minutes must be above 0, not 0.0."
     assert not (tmp_path / "r").exists()  # a run that failed its checks leaves no empty folder
     with pytest.raises(ConfigError, match="--batch-size must be at least 1, not 0"):
         Recipe(batch_size=0)

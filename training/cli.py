@@ -32,6 +32,8 @@ _TRAIN_EXAMPLES = """examples:
                  --teacher big.onnx --teacher other.onnx --distill 0.5   # distil slower models
   moodloop train --data fer2013-trainval.zip --out runs/f0 --holdout 0/5 ...   # then 1/5 .. 4/5:
                  # out-of-fold teachers, each answering only for the images it never saw
+  moodloop train --data fer2013-trainval.zip --out runs/C --epochs 140 --minutes 20 ...
+                 # at most 140 epochs, fewer if they would not end within 20 minutes
 
 A run folder holds run.json, history.csv (metrics per epoch), curve.png (their plot), last.pth
 (resume point), best.pth (best validation epoch), lr_find.png and, when distilling, teacher.npz.
@@ -117,6 +119,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init", type=Path, metavar="WEIGHTS",
                        help="start from local weights instead of random ones: a run folder, a .pth or an "
                             "exported .onnx (e.g. the shipped model) of the same --arch and classes")
+    train.add_argument("--minutes", type=float, metavar="M",
+                       help="finish within about M minutes: once two epochs have shown the pace, the one-cycle "
+                            "schedule is shortened to the epochs that fit, so the run still anneals "
+                            "(--epochs stays the most it runs)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch, "
                        "with its stored recipe (recipe options are ignored, except --epochs: a new length, "
                        "for which the one-cycle schedule is recomputed)")
@@ -223,11 +229,17 @@ def run_clean(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run `moodloop train`."""
+    import time
+
+    from moodloop.engine.errors import ConfigError
     from moodloop.training.data import load_dataset, parse_merge, read_exclusions
     from moodloop.engine.outputs import writable_folder
     from moodloop.training.recipe import Recipe
     from moodloop.training.train import train
 
+    started = time.monotonic()  # --minutes counts the data's loading too
+    if args.minutes is not None and not args.minutes > 0:
+        raise ConfigError(f"--minutes must be above 0, not {args.minutes}.")
     fold, folds = args.holdout or (None, None)
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,
@@ -240,7 +252,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
     run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init,
-                teachers=args.teacher, epochs=args.epochs if args.resume else None)
+                teachers=args.teacher, epochs=args.epochs if args.resume else None,
+                budget=None if args.minutes is None else args.minutes * 60 - (time.monotonic() - started))
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
           f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
     return 0

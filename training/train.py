@@ -18,7 +18,8 @@ import ctypes
 import ctypes.util
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +74,44 @@ class _Checkpoint(Callback):
         _plot_history(self.folder)
 
 
+class _Deadline(Callback):
+    """Shorten the one-cycle schedule so that the run ends by a deadline, annealed (``--minutes``).
+
+    A run stopped at the deadline would stop at a high learning rate, its best weights unready.
+    Instead, once the pace is known, the schedule is recomputed for the epochs that still fit,
+    as ``--resume --epochs N`` would do. The pace leaves out the fit's first epoch (cuDNN
+    times its kernels then, and it can take three times as long). The plan is only ever shortened.
+    """
+
+    order = 95  # after _Checkpoint: an epoch is saved before the fit can end here
+
+    def __init__(self, deadline: float, folder: Path, run: dict, clock: Callable[[], float]) -> None:
+        self.deadline, self.folder, self.run, self.clock = deadline, folder, run, clock
+
+    def before_fit(self) -> None:
+        self.first, self.planned, self.ends = self.run["epochs_done"], self.n_epoch, []
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.first:
+            return  # an epoch fastai skipped on resume
+        self.ends.append(self.clock())
+        done = self.epoch + 1
+        if len(self.ends) > 1:
+            pace = (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
+            fits = done + int((self.deadline - self.ends[-1]) / pace)
+            if fits < self.n_epoch:
+                self._replan(done, max(done, fits))
+        if done >= self.n_epoch and done < self.planned:
+            raise CancelFitException  # fastai's epoch loop was set up for the longer plan
+
+    def _replan(self, done: int, epochs: int) -> None:
+        log.info("--minutes: %d epochs fit, not %d; the schedule now ends there", epochs, self.n_epoch)
+        self.run.setdefault("replanned", []).append(
+            {"at_epoch": done, "from": self.n_epoch, "to": epochs, "by": "--minutes"})
+        self.run["recipe"]["epochs"] = self.learn.n_epoch = epochs
+        _write_run(self.folder, self.run)
+
+
 def _save(learn: Learner, name: str, *, with_opt: bool) -> None:
     """Save ``name``.pth whole or not at all: a kill mid-save must not destroy the resume point."""
     with written_whole(learn.path / learn.model_dir / f"{name}.pth") as partial:
@@ -104,7 +143,8 @@ class _ReleaseMemory(Callback):
 
 def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
           device: str | None = None, lr_find_iters: int = 100, init: Path | None = None,
-          teachers: Sequence[Path] = (), epochs: int | None = None) -> dict:
+          teachers: Sequence[Path] = (), epochs: int | None = None, budget: float | None = None,
+          clock: Callable[[], float] = time.monotonic) -> dict:
     """Train (or resume) a run in ``out`` and return its run record.
 
     Args:
@@ -123,12 +163,17 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         epochs: with ``resume``, a new length for the run. The one-cycle schedule is recomputed
             for it, so the learning rate steps to where the new schedule stands; run.json
             records the change under "replanned".
+        budget: seconds the run may take from this call on (None: no limit). From the second
+            epoch on, the schedule is shortened to the epochs that fit, so the run ends annealed
+            (recorded under "replanned"); at least two epochs run.
+        clock: the monotonic clock ``budget`` is measured with (tests pass a fake one).
 
     Raises:
         ConfigError: ``out`` cannot be a run folder, or holds a run that does not fit the request.
         DataError: the data lacks a split or has fewer than two classes.
         ModelError: ``init`` or the checkpoint to resume is not a readable model.
     """
+    deadline = None if budget is None else clock() + budget
     writable_folder(out, "--out")
     if len(data.classes) < 2:  # one class would train to a meaningless 100 % accuracy
         raise DataError(f"Training needs at least two classes, and this dataset ({data.layout}) has only "
@@ -170,7 +215,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         log.info("lr_find suggests %.2e", recipe.lr)
     run["recipe"] = recipe.to_dict()
     _write_run(out, run)
-    _fit(learn, out, run, recipe)
+    _fit(learn, out, run, recipe, [] if deadline is None else [_Deadline(deadline, out, run, clock)])
     return run
 
 
@@ -213,14 +258,14 @@ def _new_run(out: Path, data: Dataset, recipe: Recipe, teachers: Sequence[Path])
     return run
 
 
-def _fit(learn: Learner, out: Path, run: dict, recipe: Recipe) -> None:
+def _fit(learn: Learner, out: Path, run: dict, recipe: Recipe, cbs: list[Callback]) -> None:
     """Run the one-cycle schedule from the run's next epoch, checkpointing each epoch into ``out``."""
     start = run["epochs_done"]
     if start >= recipe.epochs:
         return
     checkpoint = _Checkpoint(out, run)
     learn.fit_one_cycle(recipe.epochs, recipe.lr, start_epoch=start,
-                        cbs=[CSVLogger(fname="history.csv", append=start > 0), checkpoint, _ReleaseMemory()])
+                        cbs=[CSVLogger(fname="history.csv", append=start > 0), checkpoint, _ReleaseMemory(), *cbs])
     if checkpoint.failure:
         done = read_run(out)["epochs_done"]
         then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."

@@ -176,13 +176,15 @@ def test_train_command_errors(data_dir, tmp_path, capsys):
     assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18",
                  "--batch-size", "64"]) == 2
     assert main(["train", "--data", str(tmp_path / "nope.zip"), "--out", str(a_file)]) == 2  # before the data
-    assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--minutes", "0"]) == 2
+    for minutes in ("0", "inf"):
+        assert main(["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--minutes", minutes]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith("moodloop: error: Dataset not found")
     assert "Nothing to resume" in errors[1] and "--epochs must be at least 1, not 0" in errors[2]
     assert "--batch-size 64 is more than the 56 training images" in errors[3]
     assert f"--out {a_file} is a file" in errors[4]
-    assert errors[5] == "moodloop: error: --minutes must be above 0, not 0.0."
+    assert errors[5:7] == [f"moodloop: error: --minutes must be a finite number above 0, not {m}."
+                           for m in ("0.0", "inf")]
     assert not (tmp_path / "r").exists()  # a run that failed its checks leaves no empty folder
     with pytest.raises(ConfigError, match="--batch-size must be at least 1, not 0"):
         Recipe(batch_size=0)

@@ -229,6 +229,7 @@ def run_clean(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run `moodloop train`."""
+    import math
     import time
 
     from moodloop.engine.errors import ConfigError
@@ -238,8 +239,8 @@ def run_train(args: argparse.Namespace) -> int:
     from moodloop.training.train import train
 
     started = time.monotonic()  # --minutes counts the data's loading too
-    if args.minutes is not None and not args.minutes > 0:
-        raise ConfigError(f"--minutes must be above 0, not {args.minutes}.")
+    if args.minutes is not None and not (args.minutes > 0 and math.isfinite(args.minutes)):
+        raise ConfigError(f"--minutes must be a finite number above 0, not {args.minutes}.")
     fold, folds = args.holdout or (None, None)
     given = {"arch": args.arch, "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
              "optimizer": args.optimizer, "weight_decay": args.wd, "erase": args.erase,

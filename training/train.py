@@ -83,33 +83,34 @@ class _Deadline(Callback):
     times its kernels then, and it can take three times as long). The plan is only ever shortened.
     """
 
-    order = 95  # after _Checkpoint: an epoch is saved before the fit can end here
+    order = 85  # before _Checkpoint, which then writes the new plan into run.json with the epoch
 
-    def __init__(self, deadline: float, folder: Path, run: dict, clock: Callable[[], float]) -> None:
-        self.deadline, self.folder, self.run, self.clock = deadline, folder, run, clock
+    def __init__(self, deadline: float, run: dict, clock: Callable[[], float]) -> None:
+        self.deadline, self.run, self.clock = deadline, run, clock
 
     def before_fit(self) -> None:
-        self.first, self.planned, self.ends = self.run["epochs_done"], self.n_epoch, []
+        self.first, self.ends = self.run["epochs_done"], []
+
+    def before_epoch(self) -> None:
+        if self.epoch >= self.n_epoch:
+            raise CancelFitException  # the plan was shortened; fastai's epoch loop was set up for the longer one
 
     def after_epoch(self) -> None:
         if self.epoch < self.first:
             return  # an epoch fastai skipped on resume
         self.ends.append(self.clock())
-        done = self.epoch + 1
         if len(self.ends) > 1:
+            done = self.epoch + 1
             pace = (self.ends[-1] - self.ends[0]) / (len(self.ends) - 1)
             fits = done + int((self.deadline - self.ends[-1]) / pace)
             if fits < self.n_epoch:
                 self._replan(done, max(done, fits))
-        if done >= self.n_epoch and done < self.planned:
-            raise CancelFitException  # fastai's epoch loop was set up for the longer plan
 
     def _replan(self, done: int, epochs: int) -> None:
         log.info("--minutes: %d epochs fit, not %d; the schedule now ends there", epochs, self.n_epoch)
         self.run.setdefault("replanned", []).append(
             {"at_epoch": done, "from": self.n_epoch, "to": epochs, "by": "--minutes"})
         self.run["recipe"]["epochs"] = self.learn.n_epoch = epochs
-        _write_run(self.folder, self.run)
 
 
 def _save(learn: Learner, name: str, *, with_opt: bool) -> None:
@@ -215,7 +216,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         log.info("lr_find suggests %.2e", recipe.lr)
     run["recipe"] = recipe.to_dict()
     _write_run(out, run)
-    _fit(learn, out, run, recipe, [] if deadline is None else [_Deadline(deadline, out, run, clock)])
+    _fit(learn, out, run, recipe, [] if deadline is None else [_Deadline(deadline, run, clock)])
     return run
 
 

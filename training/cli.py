@@ -95,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, help="peak learning rate (default: lr_find's suggestion)")
     train.add_argument("--batch-size", type=int, help="images per step (default 128)")
     train.add_argument("--optimizer", choices=("sgd", "adam"), help="sgd with momentum (default) or adam")
-    train.add_argument("--wd", type=float, help="weight decay (default 5e-4; around 0.05 suits adam)")
+    train.add_argument("--wd", type=float, help="decoupled weight decay (default 5e-3; around 0.05 suits adam)")
     train.add_argument("--erase", type=float, metavar="P", help="probability of random erasing (default 0.25)")
     train.add_argument("--maxpool", action="store_true", default=None,
                        help="keep the stem's max-pool (faster, usually less accurate at 48 px)")

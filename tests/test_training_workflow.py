@@ -28,7 +28,7 @@ from moodloop.training.export import ExportConfig, export, parity
 from moodloop.training.plots import _loss_ceiling, curve_png
 from moodloop.training.predict import load_predictor, written_whole
 from moodloop.training.quantize import QuantizeConfig, quantize
-from moodloop.training.recipe import Normalization, Recipe, build_dataloaders, build_model
+from moodloop.training.recipe import OPTIMIZERS, Normalization, Recipe, build_dataloaders, build_model
 from moodloop.training.synthetic import write_dataset
 from moodloop.training.train import _Checkpoint, read_history, train
 
@@ -83,6 +83,45 @@ def test_sgd_keeps_momentum_in_the_checkpoint(run_dir):
     opt = torch.load(run_dir / "last.pth", weights_only=False)["opt"]  # our own file, just written
     assert all(0.85 <= hyper["mom"] <= 0.95 for hyper in opt["hypers"])
     assert any("grad_avg" in state for state in opt["state"])  # momentum buffers, not plain SGD
+
+
+def test_foreach_sgd_makes_the_update_of_fastais_sgd():
+    """Same weights after steps with changing hyper-parameters, a frozen layer and a bias without decay."""
+    from fastai.optimizer import SGD
+
+    torch.manual_seed(0)
+    models = [build_model(Recipe(arch="resnet18"), 7) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [OPTIMIZERS["sgd"](list(models[0].parameters()), lr=0.1), SGD(list(models[1].parameters()), lr=0.1, mom=0.9)]
+    for model, opt in zip(models, opts):
+        model[0][0].weight.requires_grad_(False)  # no gradient: skipped
+        opt.state[model[1][2].bias]["do_wd"] = False  # as fastai's Learner marks biases and BatchNorms
+    for lr, mom in ((0.1, 0.95), (0.05, 0.85), (0.01, 0.9)):
+        x = torch.randn(4, 1, 48, 48)
+        for model, opt in zip(models, opts):
+            opt.set_hypers(lr=lr, mom=mom, wd=1e-2)
+            model(x).logsumexp(1).mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for ours, theirs in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(ours, theirs)
+        assert ours.grad is None or not ours.grad.any()
+    states = [opt.state_dict()["state"] for opt in opts]  # the same checkpoint layout
+    assert [sorted(s) for s in states[0]] == [sorted(s) for s in states[1]]
+
+
+def test_batches_hold_each_training_image_once_an_epoch_in_a_new_order():
+    images = np.arange(10, dtype=np.uint8).repeat(4).reshape(10, 2, 2)  # image i is all i
+    split = Split(images, np.arange(10), tuple("abcdefghij"))
+    dls = build_dataloaders(split, split, Recipe(batch_size=4, seed=1), Normalization(0.0, 1 / 255))
+    epochs = [[y.tolist() for _, y in dls.train] for _ in range(2)]
+    assert len(dls.train) == 2 and [len(batch) for epoch in epochs for batch in epoch] == [4] * 4
+    seen = [sum(epoch, []) for epoch in epochs]
+    assert [len(set(labels)) for labels in seen] == [8, 8] and seen[0] != seen[1]  # the last partial batch dropped
+    x, y = next(iter(dls.train))
+    assert x.shape == (4, 1, 2, 2)
+    torch.testing.assert_close(x[:, 0, 1, 1], y.float())  # (pixel/255 - 0) / (1/255): the pixel again
+    assert [y.tolist() for _, y in dls.valid] == [list(range(10))]  # in order, all of it
 
 
 def test_unknown_optimizer_is_a_config_error():

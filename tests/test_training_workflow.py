@@ -178,6 +178,16 @@ def test_a_full_disk_stops_training_with_a_message_and_a_resume_point(data_dir, 
     assert sorted(p.name for p in run.rglob("*") if p.is_file()) == ["curve.png", "history.csv", "run.json"]
 
 
+def test_an_unexpected_error_while_writing_a_checkpoint_is_raised_not_lost(data_dir, tmp_path, monkeypatch):
+    def broken_save(*args, **kwargs):
+        raise ValueError("a bug in the writer")
+
+    monkeypatch.setattr(torch, "save", broken_save)  # the checkpoint thread's first call
+    recipe = Recipe(arch="resnet18", epochs=1, batch_size=8, lr=1e-3)
+    with pytest.raises(ValueError, match="a bug in the writer"):
+        train(load_dataset(data_dir), tmp_path / "run", recipe, device="cpu")
+
+
 def test_resume_with_a_new_length_replans_the_schedule(run_dir, data_dir, tmp_path, capsys):
     run = shutil.copytree(run_dir, tmp_path / "longer")
     argv = ["train", "--data", str(data_dir), "--out", str(run), "--exclude", str(run_dir.parent / "exclude.txt"),

@@ -45,13 +45,15 @@ __all__ = ["Recipe", "Normalization", "build_model", "build_dataloaders", "build
            "ARCHS", "OPTIMIZERS", "Autocast", "pick_device"]
 
 ARCHS = {"resnet18": models.resnet18, "resnet34": models.resnet34, "resnet50": models.resnet50}
+
+
 class _ForeachSGD(Optimizer):
     """fastai's SGD (momentum, decoupled weight decay) with each step done as a few foreach ops.
 
-    fastai's own step runs Python callbacks parameter by parameter: for a ResNet34 about 440
-    small kernel launches and as many dict merges a step, overhead that leaves a GPU waiting
-    (docs/model.md). This is the same update on whole parameter lists, and it keeps fastai's
-    state (``grad_avg``, ``do_wd`` per parameter), so checkpoints load in either.
+    fastai's own step runs Python callbacks parameter by parameter: for a ResNet34's 110 tensors
+    about 550 small kernel launches a step with zero_grad, overhead that leaves a GPU waiting
+    (docs/model.md). This is the same update in five ops on whole parameter lists, and it keeps
+    fastai's state (``grad_avg``, ``do_wd`` per parameter), so checkpoints load in either.
     """
 
     def __init__(self, params: list, lr: float, mom: float = 0.9, wd: float = 0.0) -> None:

@@ -87,14 +87,17 @@ class _Checkpoint(Callback):
                 with written_whole(self.folder / f"{name}.pth") as partial:
                     torch.save(state, partial)
             _write_run(self.folder, record)
-        except (ConfigError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001  (handed to the training thread by wait())
             self.failure = exc
 
     def wait(self) -> None:
-        """Return once the pending write, if any, has finished (``failure`` says how)."""
+        """Return once the pending write, if any, has finished; ``failure`` holds a write that
+        failed (a full disk), and anything else the write raised is raised here."""
         if self.writer is not None:
             self.writer.join()
             self.writer = None
+        if self.failure is not None and not isinstance(self.failure, (ConfigError, OSError)):
+            raise self.failure
 
 
 class _Deadline(Callback):

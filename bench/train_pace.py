@@ -1,7 +1,7 @@
 """Benchmark the pace of a training step, part by part, on this machine's CPU or a GPU.
 
 On a GPU an epoch of FER2013 is bound by per-step overhead rather than the convolutions
-(docs/model.md, sessions 4, 8 and 14), so this times the parts one process spends its step on:
+(docs/model-sessions.md, sessions 4, 8 and 14), so this times the parts one process spends its step on:
 
 * batches: cutting a batch of 256 from FER-sized data (28,709 images) kept on the device,
   against a torch DataLoader that stacks the images one by one and copies the batch over;

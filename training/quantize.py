@@ -3,8 +3,8 @@ mirrored face averaged in inside the graph.
 
 onnxruntime's static quantizer calibrates the activations on training faces and stores each
 convolution's weights as per-channel int8 (QDQ format). Measured on the shipped ResNet34
-(docs/model.md, session 10): 4.3x faster a face on one core with no loss of accuracy beyond
-noise, which pays for averaging the face with its mirror (flip test-time augmentation) and
+(docs/model-sessions.md, session 10): 4.3x faster a face on one core with no loss of accuracy
+beyond noise, which pays for averaging the face with its mirror (flip test-time augmentation) and
 still halves the cost of the float model.
 
 Blank faces are left out of the calibration: one blank training image (all pixels equal) drove

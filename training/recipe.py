@@ -52,8 +52,8 @@ class _ForeachSGD(Optimizer):
 
     fastai's own step runs Python callbacks parameter by parameter: for a ResNet34's 110 tensors
     about 550 small kernel launches a step with zero_grad, overhead that leaves a GPU waiting
-    (docs/model.md). This is the same update in five ops on whole parameter lists, and it keeps
-    fastai's state (``grad_avg``, ``do_wd`` per parameter), so checkpoints load in either.
+    (docs/model-sessions.md, session 15). This is the same update in five ops on whole parameter
+    lists, and it keeps fastai's state (``grad_avg``, ``do_wd`` per parameter), so checkpoints load in either.
     """
 
     def __init__(self, params: list, lr: float, mom: float = 0.9, wd: float = 0.0) -> None:

@@ -91,12 +91,14 @@ class HaarDetector:
         if near is not None:
             gx, gy, gw, gh = near.grown(self._config.track_margin)
             x0, y0, x1, y1 = max(0, gx), max(0, gy), min(fw, gx + gw), min(fh, gy + gh)
+            if min(x1 - x0, y1 - y0) < 24:  # the hint lies (mostly) outside this frame: scan it all
+                return self.detect(frame)
         # A tracked face only needs ~48 px for the cascade's 24 px window: shrink the region to that.
         width = self._config.detect_width * (x1 - x0) / fw if near is None else (x1 - x0) * _TRACK_PX / near.w
         small, scale = _downscale(frame[y0:y1, x0:x1], round(width))
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         if near is None:
-            side = max(24, round(self._config.min_face * self._config.detect_width))
+            side = max(24, round(self._config.min_face * small.shape[1]))  # of the frame as scanned
             min_size, max_size, neighbours = (side, side), (0, 0), 4  # (0, 0): no upper bound
         else:  # the player's face keeps roughly its size from one frame to the next
             side = near.w * scale
@@ -165,6 +167,7 @@ class PlayerTracker:
         self._detector = detector
         self._config = config
         self._face: Face | None = None
+        self._size: tuple[int, ...] = ()
         self._seen = 0.0
         self._since_full = 0
         self.held = False  # True when locate() returned the last face through a detection gap
@@ -172,6 +175,8 @@ class PlayerTracker:
     def locate(self, frame: np.ndarray, clock: float) -> Face | None:
         """The player's face in `frame` at source time `clock`, or None when there is none."""
         faces: list[Face] = []
+        if frame.shape[:2] != self._size:  # another picture size (an image folder): nothing to track
+            self._face, self._size = None, frame.shape[:2]
         if self._face is not None and self._since_full < self._config.full_every:
             self._since_full += 1
             faces = self._detector.detect(frame, near=self._face)

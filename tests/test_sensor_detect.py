@@ -74,6 +74,26 @@ def test_haar_finds_and_tracks_a_drawn_face():
     assert detector.detect(FRAME) == []
 
 
+def test_a_hint_outside_a_smaller_frame_falls_back_to_a_full_scan():
+    detector = HaarDetector()
+    small = scene(cartoon_face(), size=(320, 240), face_px=120)
+    (face,) = detector.detect(small, near=Face(900, 700, 200, 200))  # where a bigger picture had it
+    assert abs(face.x + face.w / 2 - 160) < 20
+
+
+def test_picture_size_changes_drop_the_track():
+    detector = ScriptedDetector([[Face(900, 700, 200, 200)], [PLAYER]])
+    tracker = PlayerTracker(detector)
+    tracker.locate(np.zeros((960, 1280, 3), np.uint8), 0.0)
+    assert tracker.locate(FRAME, 0.1) == PLAYER
+    assert detector.calls == [False, False]  # the second frame was scanned whole, not tracked
+
+
+def test_the_smallest_face_is_a_share_of_the_frame_not_of_the_detect_width():
+    frame = scene(cartoon_face(), face_px=100)  # 16 % of 640 px, above min_face 0.15
+    assert len(HaarDetector(DetectConfig(detect_width=2000)).detect(frame)) == 1
+
+
 def test_yunet_needs_a_model_file(tmp_path):
     with pytest.raises(ModelError, match="YuNet model"):
         make_detector(DetectConfig(yunet=str(tmp_path / "missing.onnx")))

@@ -316,9 +316,10 @@ def run_sensor(options: SensorOptions, config: SensorConfig, stop: threading.Eve
     tracker = PlayerTracker(make_detector(config.detect), config.detect)
     source = open_source(options.source, config.capture)
     lossless = options.fast and not source.live
-    with (Publisher(options.endpoint, source=options.source_id, connect=options.connect,
-                    record=options.record) as publisher,
-          Capture(source, config.capture, lossless=lossless, paced=not options.fast) as capture):
+    # The source opens before the publisher, so a camera or folder that fails leaves no empty --record file.
+    with (Capture(source, config.capture, lossless=lossless, paced=not options.fast) as capture,
+          Publisher(options.endpoint, source=options.source_id, connect=options.connect,
+                    record=options.record) as publisher):
         if on_publishing is not None:
             on_publishing(publisher.endpoint)
         sensor = Sensor(capture, tracker, model, publisher, config, view=view, save_crops=options.save_crops)

@@ -167,6 +167,17 @@ def test_a_sensor_that_cannot_start_says_why_and_restores_the_signal_handlers(tm
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
+def test_a_source_that_cannot_open_leaves_no_recording_behind(tmp_path):
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    record = tmp_path / "out.jsonl"
+    args = sensor_args("--source", str(empty), "--model", str(tiny_model(tmp_path / "m.onnx")),
+                       "--endpoint", "tcp://127.0.0.1:*", "--record", str(record), "--headless")
+    with pytest.raises(SourceError, match="No images"):
+        args.func(args)
+    assert not record.exists()  # so the same command works once the folder has images
+
+
 def test_save_frames_writes_crops_only_when_asked(tmp_path):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
     crops = tmp_path / "crops"

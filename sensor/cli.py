@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
         if view is not None:
             view.close()
-    print(summary)
+    print(summary, file=sys.stderr)  # beside the status lines: stdout may be the --record stream
     return 0
 
 

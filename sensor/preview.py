@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -57,8 +58,28 @@ class View(Protocol):
 
 
 def has_display() -> bool:
-    """True when a window can be opened (a desktop session, or any non-Linux OS)."""
-    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """True when a window can be opened: any non-Linux OS, or a Linux X display that answers.
+
+    OpenCV's Linux wheels draw windows through Qt's X11 (xcb) plugin alone, and Qt aborts the
+    whole process when that display cannot be reached (a stale ``DISPLAY`` over ssh, Wayland
+    without XWayland). So a local display must accept a connection on its socket first; a
+    remote one (``host:10.0``, ssh forwarding) is left to try.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    host, _, screen = os.environ.get("DISPLAY", "").rpartition(":")
+    if not screen:
+        return False
+    if host not in ("", "unix"):
+        return True
+    path = f"/tmp/.X11-unix/X{screen.split('.')[0]}"
+    for address in (path, "\0" + path):  # the socket file, or Linux's abstract name for it
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            with contextlib.suppress(OSError):
+                probe.connect(address)
+                return True
+    return False
 
 
 def _state_text(snapshot: Snapshot) -> str:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
+import sys
 
 import cv2
 import numpy as np
+import pytest
 
 from moodloop.engine.protocol import LABELS
 from moodloop.sensor.detect import Face
 from moodloop.sensor.engagement import Engagement
-from moodloop.sensor.preview import PreviewWindow, Snapshot, StatusLine, render
+from moodloop.sensor.preview import PreviewWindow, Snapshot, StatusLine, has_display, render
 from moodloop.sensor.smooth import Smoother
 
 READING = Smoother(LABELS).update(np.array([0.1, 0.0, 0.0, 0.7, 0.1, 0.0, 0.1]), 0.0)
@@ -47,3 +51,19 @@ def test_closing_the_window_never_hides_the_real_error(monkeypatch):
     window = PreviewWindow()
     assert not window.show(SNAPSHOT)  # closed: the sensor stops
     window.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the X socket probe is Linux's")
+def test_a_window_opens_only_where_an_x_display_answers(monkeypatch):
+    screen = 9000 + os.getpid() % 1000  # an abstract socket: nothing is created on disk
+    for display, expected in ((f":{screen}", False), ("", False), ("remote:10.0", True)):
+        monkeypatch.setenv("DISPLAY", display)
+        assert has_display() is expected, display  # no server there: Qt would abort the process
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # OpenCV's Qt has no Wayland plugin
+    assert not has_display()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(f"\0/tmp/.X11-unix/X{screen}")
+        server.listen()
+        monkeypatch.setenv("DISPLAY", f":{screen}.0")
+        assert has_display()

@@ -249,6 +249,10 @@ class ImageFolderSource:
         self._position += 1
         if repeat == 0:
             self._image = cv2.imread(str(self._files[slide]), cv2.IMREAD_COLOR)
+            if self._image is None:  # one unreadable frame, not a slide's worth of them
+                log.warning("Skipped %s: OpenCV cannot decode it (damaged, or not the image its name says).",
+                            self._files[slide])
+                self._position = (slide + 1) * self._repeat
         return self._image
 
     def close(self) -> None:

@@ -156,6 +156,19 @@ def test_image_folder_is_a_slideshow(tmp_path):
     assert [int(img[0, 0, 0]) for img in images] == [10, 10, 200, 200]
 
 
+def test_an_image_that_cannot_be_decoded_is_named_and_skipped(tmp_path, caplog):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((8, 8, 3), 10, np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((8, 8, 3), 200, np.uint8))
+    source = ImageFolderSource(tmp_path, CaptureConfig(image_seconds=0.5, image_fps=4))
+    source.open()
+    frames = [source.read() for _ in range(5)]
+    with pytest.raises(EndOfSource):
+        source.read()
+    assert [None if f is None else int(f[0, 0, 0]) for f in frames] == [10, 10, None, 200, 200]
+    assert "b.png" in caplog.text
+
+
 def test_open_source_dispatch(tmp_path):
     assert isinstance(open_source("0"), CameraSource)
     assert isinstance(open_source(str(tmp_path)), ImageFolderSource)

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", default="0", metavar="CAMERA|VIDEO|DIR", help="camera index, video file or image folder (default: 0)")
+    parser.add_argument("--source", default="0", metavar="CAMERA|VIDEO|DIR", help="camera index (or /dev/videoN), video file or image folder (default: 0)")
     parser.add_argument("--model", type=Path, metavar="FILE", help="ONNX emotion model (default: the shipped fer_resnet34.onnx)")
     parser.add_argument("--endpoint", metavar="ADDR",
                         help="ZeroMQ address (default: bind tcp://127.0.0.1:5556; with --connect: the relay's "

@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -269,7 +271,7 @@ def load_config(path: str | Path | None = None) -> SensorConfig:
 
 
 def parse_source(spec: str) -> int | Path:
-    """Read a --source value: a camera index, or the path of a video file or image folder.
+    """Read a --source value: a camera index (or /dev/videoN), or the path of a video file or image folder.
 
     Raises:
         SourceError: `spec` is empty, or neither a number nor an existing file or folder.
@@ -278,6 +280,9 @@ def parse_source(spec: str) -> int | Path:
         raise SourceError("--source is empty: pass a camera index (0, 1, ...), a video file or an image folder.")
     if spec.isdigit():
         return int(spec)
+    # A Linux camera device (or a udev link to one, /dev/v4l/by-id/...) is the camera of that index.
+    if device := re.fullmatch(r"/dev/video(\d+)", os.path.realpath(spec)):
+        return int(device[1])
     if not Path(spec).exists():
         raise SourceError(f"--source {spec!r} is not a camera index (0, 1, ...), a video file or an image "
                           "folder: check the path.")

@@ -172,6 +172,8 @@ def test_an_image_that_cannot_be_decoded_is_named_and_skipped(tmp_path, caplog):
 def test_open_source_dispatch(tmp_path):
     assert isinstance(open_source("0"), CameraSource)
     assert isinstance(open_source(str(tmp_path)), ImageFolderSource)
+    (tmp_path / "by-id").symlink_to("/dev/video5")  # as udev names a camera
+    assert [open_source(s).index for s in ("/dev/video3", str(tmp_path / "by-id"))] == [3, 5]  # live, reconnecting
     with pytest.raises(SourceError, match="not a camera index"):
         open_source(str(tmp_path / "nope.mp4"))
     with pytest.raises(SourceError, match="No images"):

@@ -137,6 +137,45 @@ def test_validation_is_preferred_to_test_and_split_folders_in_two_places_are_ref
         load_dataset(root)
 
 
+def test_images_outside_the_layouts_class_folders_are_counted_and_named(tmp_path, caplog):
+    root = write_dataset(tmp_path / "d", train_per_class=2)
+    face = next((root / "train" / "happy").iterdir())
+    (root / "train" / "happy" / "batch1").mkdir()
+    shutil.copy(face, root / "train" / "happy" / "batch1" / "x.png")
+    shutil.copy(face, root / "stray.png")
+    with caplog.at_level(logging.WARNING):
+        assert len(load_dataset(root).split("train")) == 14
+    assert "2 images in" in caplog.text and "<split>/<class>/ layout" in caplog.text
+    assert "stray.png" in caplog.text  # the first, sorted
+
+
+def test_a_merge_into_a_class_the_data_lacks_warns_of_a_typo(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_dataset(write_dataset(tmp_path / "d", train_per_class=1), parse_merge(["disgust=angy"]))
+    assert "angy" in data.classes and "makes new classes ['angy']" in caplog.text
+
+
+def test_damaged_zips_and_csvs_say_so(tmp_path):
+    archive = write_dataset(tmp_path / "d", train_per_class=1, zip_it=True)
+    data = bytearray(archive.read_bytes())
+    archive.with_name("cut.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="cut.zip is not a readable zip"):
+        load_dataset(archive.with_name("cut.zip"))
+    at = data.index(b"\x89PNG") + 20  # inside the first image's stored bytes: its CRC no longer matches
+    data[at] ^= 0xFF
+    archive.write_bytes(data)
+    with pytest.raises(DataError, match="is damaged.*download it again"):
+        load_dataset(archive)
+    csv = tmp_path / "fer2013.csv"
+    pixels = " ".join(["7"] * 2304)
+    csv.write_bytes(f"\ufeffemotion,pixels,Usage\n3,{pixels},Training\n3\n".encode())  # a spreadsheet's BOM
+    with pytest.raises(DataError, match="row 3: emotion must be 0-6"):  # the row cut short, not a traceback
+        load_dataset(csv)
+    csv.write_bytes(f"\ufeffemotion,pixels,Usage\n3,{pixels},Training\n".encode())
+    with pytest.raises(DataError, match="no 'valid' split.*PublicTest rows validate"):
+        load_dataset(csv).split("valid")
+
+
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason="needs ../shared/data/fer2013/fer2013-trainval.zip")
 def test_real_fer2013_zip():
     data = load_dataset(REAL_ZIP)

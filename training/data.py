@@ -50,6 +50,8 @@ _EXPECTED = ("expected one of: train/ and validation/ (or test/) folders of clas
 _SPLITS_NEEDED = ("Training needs train/ and validation/ (or test/) folders of class subfolders, optionally "
                   "under images/, or fer2013.csv; a plain folder of class subfolders is one split, 'all', "
                   "which only `moodloop evaluate` scores")
+_CSV_SPLITS = ("A FER2013 CSV's rows are split by its Usage column: Training rows train, PublicTest rows "
+               "validate (PrivateTest rows are never used); rows without Usage count as Training")
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,9 @@ class Dataset:
     def split(self, name: str) -> Split:
         """Return split ``name`` ("train", "valid" or "all") or raise a DataError saying what exists."""
         if name not in self.splits:
+            needed = (_CSV_SPLITS if self.layout == "fer2013.csv" else _SPLITS_NEEDED)
             raise DataError(f"This dataset ({self.layout}) has no {name!r} split; "
-                            f"it has {sorted(self.splits) or 'none'}. {_SPLITS_NEEDED}.")
+                            f"it has {sorted(self.splits) or 'none'}. {needed}.")
         return self.splits[name]
 
     def without(self, excluded: Iterable[str]) -> Dataset:
@@ -164,9 +167,15 @@ def load_dataset(path: str | Path, merge: Mapping[str, str] | None = None) -> Da
     if path.is_file() and path.suffix.lower() == ".csv":
         return _from_csv(path.read_bytes(), str(path), merge or {})
     if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            files = [PurePosixPath(n) for n in archive.namelist() if not n.endswith("/")]
-            return _from_files(files, str(path), merge or {}, lambda f: archive.read(str(f)))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                files = [PurePosixPath(n) for n in archive.namelist() if not n.endswith("/")]
+                return _from_files(files, str(path), merge or {}, lambda f: archive.read(str(f)))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise DataError(f"{path} is damaged ({exc}): download it again, or unpack what you can and "
+                            "point --data at the folder.") from None
+    if path.is_file() and path.suffix.lower() == ".zip":
+        raise DataError(f"{path} is not a readable zip (cut short while downloading?): download it again.")
     if path.is_dir():
         files = [PurePosixPath(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file()]
         return _from_files(files, str(path), merge or {}, lambda f: (path / f).read_bytes())
@@ -185,6 +194,16 @@ def _from_files(files: list[PurePosixPath], where: str, merge: Mapping[str, str]
     if not by_split:
         top = sorted({f.parts[0] for f in files})[:10]
         raise DataError(f"No labelled images found in {where} (top-level entries: {top}); {_EXPECTED}.")
+    layout = "<class>/" if set(by_split) == {"all"} else "<split>/<class>/"
+    layout = f"{root}/{layout}" if root else layout
+    used = {f for members in by_split.values() for f in members}
+    # e.g. train/happy/batch1/x.png: a class folder must hold its images (a split folder that was
+    # not chosen, test/ beside validation/, has had its own warning)
+    left = sorted(f for f in images if f not in used and not (
+        len(f.parts) >= 3 and f.parts[-3].lower() in _SPLIT_OF and "/".join(f.parts[:-3]) == root))
+    if left:
+        log.warning("%d images in %s are not directly in a class folder of the %s layout and are left out, "
+                    "e.g. %s", len(left), where, layout, left[0])
     classes = _class_list({f.parent.name.lower() for fs in by_split.values() for f in fs}, merge)
     splits = {}
     for split, members in by_split.items():
@@ -199,8 +218,7 @@ def _from_files(files: list[PurePosixPath], where: str, merge: Mapping[str, str]
         blank = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
         splits[split] = Split(np.stack([blank if i is None else i for i in decoded]), labels,
                               tuple(str(f) for f in members), unreadable)
-    layout = f"{root}/<split>/<class>/" if root else "<split>/<class>/"
-    return Dataset(tuple(classes), splits, layout if set(splits) != {"all"} else "<class>/")
+    return Dataset(tuple(classes), splits, layout)
 
 
 def _find_splits(images: list[PurePosixPath]) -> tuple[str, dict[str, list[PurePosixPath]]]:
@@ -236,6 +254,9 @@ def _class_list(names: set[str], merge: Mapping[str, str]) -> list[str]:
         raise DataError(f"--merge names classes that are not in the data: {sorted(unknown)}; "
                         f"the data has {sorted(names)}.")
     merged = {merge.get(n, n) for n in names}
+    if created := sorted(set(merge.values()) - names):  # a rename, or a typo of an existing class
+        log.warning("--merge makes new classes %s; the data's classes are %s (check the spelling if you "
+                    "meant to merge into one of them).", created, sorted(names))
     # FER's canonical order first, so a FER-derived model always reports classes the same way.
     return [n for n in FER_LABELS if n in merged] + sorted(merged - set(FER_LABELS))
 
@@ -252,7 +273,7 @@ def _decode(data: bytes) -> np.ndarray | None:
 
 def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
     try:
-        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))  # -sig: a spreadsheet's byte-order mark
     except UnicodeDecodeError:
         raise DataError(f"{where} is not a text CSV file; a FER2013 CSV holds the columns emotion, pixels "
                         "and (optionally) Usage.") from None
@@ -270,7 +291,7 @@ def _from_csv(data: bytes, where: str, merge: Mapping[str, str]) -> Dataset:
             code = int(row["emotion"])
             if not 0 <= code < len(CSV_EMOTIONS):
                 raise ValueError(code)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, TypeError, AttributeError):  # the last two: a row cut short
             raise DataError(f"{where} row {i + 2}: emotion must be 0-6 and pixels 2304 numbers "
                             "0-255; fix or delete that row.") from None
         if pixels.size != IMAGE_SIZE * IMAGE_SIZE:

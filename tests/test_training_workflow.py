@@ -240,6 +240,34 @@ def test_train_command_errors(data_dir, tmp_path, capsys):
         Recipe(batch_size=0)
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("lr", float("nan"), "--lr must be above 0"), ("lr", 0.0, "--lr must be above 0"),
+    ("weight_decay", -1.0, "--wd must be 0 or more, not -1.0"), ("erase", 5.0, "--erase must be a number from 0 to 1"),
+    ("mixup", float("nan"), "--mixup must be 0 \\(off\\)"), ("distill", float("nan"), "--distill is the teachers'"),
+])
+def test_numbers_a_run_cannot_use_are_refused(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        Recipe(**{field: value})
+
+
+def test_a_class_without_training_images_or_an_empty_validation_is_refused(data_dir, tmp_path, caplog):
+    data = load_dataset(data_dir)
+    recipe = Recipe(arch="resnet18", epochs=1, batch_size=4, lr=1e-3)
+    no_fear = data.without(n for n in data.split("train").names if "/fear/" in n)
+    with pytest.raises(DataError, match=r"No training images for \['fear'\].*--merge fear=X"):
+        train(no_fear, tmp_path / "run", recipe, device="cpu")
+    with pytest.raises(DataError, match="validation split is empty"):
+        train(data.without(data.split("valid").names), tmp_path / "run", recipe, device="cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverged_epoch_stops_the_run_and_is_not_saved(data_dir, tmp_path):
+    data = load_dataset(data_dir)
+    with pytest.raises(ConfigError, match=r"Epoch 1 diverged \(training loss nan.*lower --lr than 1e\+30.*again"):
+        train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=2, batch_size=8, lr=1e30), device="cpu")
+    assert not (tmp_path / "run" / "last.pth").exists() and not (tmp_path / "run" / "best.pth").exists()
+
+
 def test_one_class_is_refused(tmp_path):
     data = load_dataset(write_dataset(tmp_path / "one", classes=("happy",), train_per_class=4, valid_per_class=2))
     with pytest.raises(DataError, match=r"at least two classes.*only \['happy'\]"):

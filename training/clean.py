@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -59,7 +60,7 @@ class CleanConfig:
     grid_examples: int = 8
 
     def __post_init__(self) -> None:
-        if self.blank_std < 0:  # a standard deviation is never negative: no image could be blank
+        if not 0 <= self.blank_std < math.inf:  # never negative (nor NaN): no image could be blank
             raise ConfigError(f"--blank-std {self.blank_std}: give a pixel standard deviation of 0 or more "
                               "(0-255 scale; 0 flags no image as blank; default 3).")
 

@@ -145,8 +145,16 @@ class Recipe:
                 raise ConfigError(f"{option} must be at least 1, not {value}.")
         if self.stem_stride not in (1, 2):
             raise ConfigError(f"--stem-stride must be 1 or 2, not {self.stem_stride}.")
-        if self.mixup < 0:
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"--lr must be above 0 (or left out for lr_find's suggestion), not {self.lr}.")
+        if not (math.isfinite(self.mixup) and self.mixup >= 0):
             raise ConfigError(f"--mixup must be 0 (off) or a positive alpha, not {self.mixup}.")
+        for option, value, high in (("--wd", self.weight_decay, math.inf), ("--erase", self.erase, 1),
+                                    ("label_smoothing", self.label_smoothing, 1), ("rotate", self.rotate, 180),
+                                    ("scale", self.scale, 1), ("shift", self.shift, 1)):
+            if not (math.isfinite(value) and 0 <= value <= high):  # NaN fails every comparison
+                raise ConfigError(f"{option} must be a number from 0 to {high}, not {value}."
+                                  if high < math.inf else f"{option} must be 0 or more, not {value}.")
         if not 0 <= self.distill <= 1:
             raise ConfigError(f"--distill is the teachers' share of the targets, 0 to 1, not {self.distill}.")
         if self.folds < 1 or not 0 <= self.fold < self.folds:

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,7 +69,12 @@ class _Checkpoint(Callback):
         self.wait()
         if self.failure:  # a full disk: stop, as fastai would bury the message in its own
             raise CancelFitException from self.failure
-        accuracy = float(self.recorder.values[-1][2])  # train_loss, valid_loss, accuracy
+        train_loss, valid_loss, accuracy = map(float, self.recorder.values[-1][:3])
+        if not math.isfinite(train_loss + valid_loss):  # NaN weights never recover: keep the last good epoch
+            self.failure = ConfigError(f"Epoch {self.epoch + 1} diverged (training loss {train_loss}, validation "
+                                       f"loss {valid_loss}), so it was not saved; a lower --lr than "
+                                       f"{self.run['recipe']['lr']:g} avoids that in a new run.")
+            raise CancelFitException
         copy = lambda t: t.detach().to("cpu", copy=True) if isinstance(t, torch.Tensor) else t  # noqa: E731
         last = apply(copy, {"model": self.learn.model.state_dict(), "opt": self.learn.opt.state_dict()})
         files = {"last": last}  # fastai's own layout (learn.save), so learn.load reads it
@@ -212,6 +218,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         raise ConfigError("Distillation needs both --teacher MODEL and a --distill share above 0; "
                           f"got {len(teachers)} teacher(s) and --distill {recipe.distill}.")
     train_split, valid_split = _training_images(data, recipe), data.split("valid")
+    _check_classes(train_split, valid_split, data.classes)
     if len(train_split) < recipe.batch_size:  # fastai drops the last partial batch: none would be left
         raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
                           "images: give a smaller --batch-size.")
@@ -297,6 +304,19 @@ def _fit(learn: Learner, out: Path, run: dict, recipe: Recipe, cbs: list[Callbac
         then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."
                 if done else "Then run the same command again (no epoch was saved).")
         raise ConfigError(f"Training stopped. {checkpoint.failure} {then}")
+
+
+def _check_classes(train: Split, valid: Split, classes: Sequence[str]) -> None:
+    """Refuse splits a run cannot learn or be chosen on; warn of a class validation cannot score."""
+    if not len(valid):
+        raise DataError("The validation split is empty (every image excluded?): training picks its best "
+                        "epoch on it. Give validation images, or a shorter --exclude list.")
+    counts = np.bincount(train.labels, minlength=len(classes))
+    if missing := [c for c, n in zip(classes, counts) if not n]:
+        raise DataError(f"No training images for {missing}: the model could never predict them. Add images "
+                        f"to those class folders, or --merge them into another class (e.g. --merge {missing[0]}=X).")
+    if unscored := [c for c, n in zip(classes, np.bincount(valid.labels, minlength=len(classes))) if not n]:
+        log.warning("No validation images for %s: their accuracy is not measured.", unscored)
 
 
 def _training_images(data: Dataset, recipe: Recipe) -> Split:

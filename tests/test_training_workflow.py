@@ -376,6 +376,18 @@ def test_quantize_skips_blank_faces_and_refuses_what_it_cannot_use(onnx_fp16, da
     assert main(["quantize", "--model", str(onnx_fp16), "--data", str(data_dir), "--out", str(tmp_path / "x.onnx"),
                  "--images", "0"]) == 2
     assert "--images 0" in capsys.readouterr().err
+    float_model = shutil.copy(onnx_fp16, tmp_path / "float.onnx")
+    assert main(["quantize", "--model", str(float_model), "--data", str(data_dir), "--out", str(float_model)]) == 2
+    assert "is the --model itself" in capsys.readouterr().err
+    assert float_model.read_bytes() == onnx_fp16.read_bytes()  # the float model is still there
+
+
+def test_export_and_quantize_check_the_data_classes_before_writing(run_dir, onnx_fp16, tmp_path, capsys):
+    other = write_dataset(tmp_path / "other", classes=("cat", "dog"), train_per_class=2, valid_per_class=1)
+    assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "e.onnx"), "--verify", str(other)]) == 2
+    assert main(["quantize", "--model", str(onnx_fp16), "--data", str(other), "--out", str(tmp_path / "q.onnx")]) == 2
+    assert capsys.readouterr().err.count("does not predict") == 2
+    assert not list(tmp_path.glob("*.onnx"))
 
 
 def test_lr_find_picks_the_rate_and_saves_its_plot(tmp_path):

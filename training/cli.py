@@ -280,12 +280,16 @@ def run_export(args: argparse.Namespace) -> int:
     from moodloop.training.data import load_dataset, parse_merge
     from moodloop.training.evaluate import default_split
     from moodloop.training.export import ExportConfig, export, parity
+    from moodloop.training.predict import label_columns
+    from moodloop.training.train import read_run
 
     config = ExportConfig(run=args.run, out=args.out, fp16=args.fp16, checkpoint=args.checkpoint)
+    data = load_dataset(args.verify, parse_merge(args.merge)) if args.verify else None
+    if data is not None:  # a --verify that cannot work fails before anything is written
+        label_columns(read_run(config.run)["classes"], data.classes)
     out = export(config)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
-    if args.verify:
-        data = load_dataset(args.verify, parse_merge(args.merge))
+    if data is not None:
         name = default_split(data)
         check = parity(config.run, out, data.split(name), data.classes, config.checkpoint)
         print(f"parity on {name} ({check.images} images): {check.agreement:.3%} same predictions, "
@@ -303,14 +307,18 @@ def run_quantize(args: argparse.Namespace) -> int:
     from moodloop.training.data import load_dataset, parse_merge
     from moodloop.training.evaluate import default_split
     from moodloop.training.export import compare
-    from moodloop.training.predict import OnnxPredictor
+    from moodloop.training.predict import OnnxPredictor, label_columns
     from moodloop.training.quantize import QuantizeConfig, quantize
 
     if args.images < 1:
         raise ConfigError(f"--images {args.images}: calibration needs at least one face (default {_CALIBRATION_IMAGES}).")
     source = OnnxPredictor(args.model)  # a wrong --model or --out fails before the data loads
     writable_file(args.out, "--out")
+    if args.out.resolve() == args.model.resolve():
+        raise ConfigError(f"--out {args.out} is the --model itself: keep the float model (int8 cannot be "
+                          "retrained or quantized again) and write the int8 one to another file.")
     data = load_dataset(args.data, parse_merge(args.merge))
+    label_columns(source.labels, data.classes)  # classes the model lacks fail before anything is written
     pool = data.split("train") if "train" in data.splits else data.split(default_split(data))
     chosen = np.sort(np.random.default_rng(0).permutation(len(pool))[:args.images])  # the same on every run
     out = quantize(QuantizeConfig(args.model, args.out, args.flip), pool.images[chosen])

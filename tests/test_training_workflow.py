@@ -78,6 +78,24 @@ def test_resumed_run_record(run_dir):
     assert sorted(history) == [1, 2] and set(history[2]) == {"train_loss", "valid_loss", "accuracy"}
 
 
+def test_ctrl_c_says_how_to_continue_and_resuming_a_finished_run_says_so(data_dir, tmp_path, capsys, monkeypatch):
+    argv = ["train", "--data", str(data_dir), "--out", str(tmp_path / "r"), "--arch", "resnet18", "--epochs", "1",
+            "--batch-size", "8", "--lr", "3e-3", "--device", "cpu"]
+    original = _Checkpoint.after_epoch
+
+    def after_epoch(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Checkpoint, "after_epoch", after_epoch)
+    assert main(argv) == 130
+    assert "holds 1 finished epochs: the same command with --resume continues" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0  # the interrupted epoch was the last: nothing left to train
+    out = capsys.readouterr().out
+    assert "1/1 epochs" in out and "(it had finished already: --resume --epochs N trains it longer)" in out
+
+
 def test_sgd_keeps_momentum_in_the_checkpoint(run_dir):
     """The default optimizer is SGD with fastai's cycled momentum, and resume gets its state back."""
     opt = torch.load(run_dir / "last.pth", weights_only=False)["opt"]  # our own file, just written

@@ -7,6 +7,7 @@ Only argparse lives here; torch and fastai are imported inside the command funct
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -252,12 +253,32 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, parse_merge(args.merge))
     if args.exclude:
         data = data.without(read_exclusions(args.exclude))
-    run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init,
-                teachers=args.teacher, epochs=args.epochs if args.resume else None,
-                budget=None if args.minutes is None else args.minutes * 60 - (time.monotonic() - started))
+    before = _epochs_done(args.out)
+    try:
+        run = train(data, args.out, recipe, resume=args.resume, device=args.device, init=args.init,
+                    teachers=args.teacher, epochs=args.epochs if args.resume else None,
+                    budget=None if args.minutes is None else args.minutes * 60 - (time.monotonic() - started))
+    except KeyboardInterrupt:
+        done = _epochs_done(args.out)
+        print(f"moodloop train: stopped; {args.out} holds {done} finished epochs: the same command with --resume "
+              "continues from there." if done else "moodloop train: stopped before the first epoch finished; "
+              "run the same command again to start over.", file=sys.stderr)
+        raise
+    finished = " (it had finished already: --resume --epochs N trains it longer)" if run["epochs_done"] == before else ""
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
-          f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')})")
+          f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')}){finished}")
     return 0
+
+
+def _epochs_done(out: Path) -> int:
+    """The epochs a run folder has finished (0 when it holds no readable run)."""
+    from moodloop.engine.errors import ModelError
+    from moodloop.training.train import read_run
+
+    try:
+        return read_run(out)["epochs_done"]
+    except ModelError:
+        return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Cleaning: planted unreadable, blank, duplicate and near-duplicate images; mislabel evidence."""
 
 import json
+import logging
 import shutil
 
 import cv2
@@ -54,6 +55,20 @@ def test_planted_problems_are_found_and_only_training_images_excluded(planted, t
     assert "| blank | 2 | 2 |" in (tmp_path / "report" / "clean.md").read_text()
     kept = data.without(read_exclusions(tmp_path / "report" / "exclude.txt"))
     assert len(kept.split("train")) == 21 and len(kept.split("valid")) == 14
+
+
+def test_an_edited_exclusion_list_is_kept_and_the_new_one_goes_beside_it(planted, tmp_path, caplog):
+    data, out = load_dataset(planted), tmp_path / "report"
+    findings = find_issues(data)
+    write_report(data, findings, out, "faces")
+    write_report(data, findings, out, "faces")  # its own list: replaced quietly
+    assert not (out / "exclude.new.txt").exists()
+    edited = (out / "exclude.txt").read_text().replace("train/angry/leak.png\n", "")  # "keep that one"
+    (out / "exclude.txt").write_text(edited)
+    with caplog.at_level(logging.WARNING):
+        write_report(data, findings, out, "faces")
+    assert (out / "exclude.txt").read_text() == edited and "differs from the list" in caplog.text
+    assert "train/angry/leak.png" in (out / "exclude.new.txt").read_text()
 
 
 def test_duplicates_inside_validation_are_reported_not_excluded(tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,7 @@ import numpy as np
 from moodloop.engine.errors import ConfigError
 from moodloop.training.data import Dataset
 
+log = logging.getLogger(__name__)
 __all__ = ["CleanConfig", "Finding", "KINDS", "find_issues", "pixel_std", "dhash", "write_report"]
 
 KINDS = ("unreadable", "blank", "duplicate", "near_duplicate", "mislabeled")
@@ -166,6 +168,9 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
                  config: CleanConfig = CleanConfig(), model: str | None = None) -> dict:
     """Write clean.json, clean.md, clean.png (example grid) and exclude.txt into ``out``.
 
+    An exclude.txt that differs from the one the last run wrote there (edited by hand) is kept,
+    and the new list goes to exclude.new.txt beside it.
+
     Args:
         data, findings, config: what find_issues was given and found.
         out: the report folder.
@@ -184,6 +189,19 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
               "images": {k: len(s) for k, s in data.splits.items()}, "counts": counts,
               "excluded": len(excluded), "config": asdict(config), "model": model,
               "findings": [asdict(f) for f in findings]}
+    text = (f"# moodloop clean exclusion list for {source}\n"
+            "# one image name per line; delete lines or sections to keep those images\n")
+    for kind in KINDS:
+        names = [f.name for f in excluded if f.kind == kind]
+        if names:
+            text += f"# {kind} ({len(names)})\n" + "".join(f"{n}\n" for n in names)
+    exclusions = out / "exclude.txt"
+    if exclusions.is_file() and hashlib.sha256(exclusions.read_bytes()).hexdigest() != _written_list(out):
+        exclusions = out / "exclude.new.txt"  # someone edited (or wrote) exclude.txt: it is theirs
+        log.warning("%s differs from the list `moodloop clean` wrote there, so it is kept as it is; the new "
+                    "list is %s.", out / "exclude.txt", exclusions)
+    exclusions.write_text(text, encoding="utf-8")
+    report["exclusion_list"] = {"file": exclusions.name, "sha256": hashlib.sha256(text.encode()).hexdigest()}
     (out / "clean.json").write_text(json.dumps(report, indent=2))
 
     lines = [f"# moodloop clean: {source}", "",
@@ -198,14 +216,6 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
             lines += ["", f"## {kind}", ""] + [f"- `{f.name}` ({f.split}): {f.detail}" for f in examples]
     (out / "clean.md").write_text("\n".join(lines) + "\n")
 
-    with (out / "exclude.txt").open("w", encoding="utf-8") as file:
-        file.write(f"# moodloop clean exclusion list for {source}\n"
-                   "# one image name per line; delete lines or sections to keep those images\n")
-        for kind in KINDS:
-            names = [f.name for f in excluded if f.kind == kind]
-            if names:
-                file.write(f"# {kind} ({len(names)})\n" + "".join(f"{n}\n" for n in names))
-
     shown = [f for kind in KINDS for f in [f for f in findings if f.kind == kind][:config.grid_examples]]
     if shown:
         index = {(split, n): i for split, s in data.splits.items() for i, n in enumerate(s.names)}
@@ -213,3 +223,12 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
                    [f"{f.kind}\n{Path(f.name).name}" for f in shown], out / "clean.png",
                    columns=config.grid_examples, title=f"moodloop clean: {source}")
     return report
+
+
+def _written_list(out: Path) -> str | None:
+    """The checksum of the exclude.txt the last `moodloop clean` into ``out`` wrote, if it wrote one."""
+    try:
+        written = json.loads((out / "clean.json").read_text())["exclusion_list"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or not ours
+        return None
+    return written["sha256"] if written.get("file") == "exclude.txt" else None

@@ -264,7 +264,8 @@ def run_train(args: argparse.Namespace) -> int:
               "continues from there." if done else "moodloop train: stopped before the first epoch finished; "
               "run the same command again to start over.", file=sys.stderr)
         raise
-    finished = " (it had finished already: --resume --epochs N trains it longer)" if run["epochs_done"] == before else ""
+    finished = (" (it had finished already: --resume --epochs N trains it longer)"
+                if run["epochs_done"] == before else "")
     print(f"{args.out}: {run['epochs_done']}/{run['recipe']['epochs']} epochs, best validation "
           f"accuracy {run.get('best_accuracy', float('nan')):.2%} (epoch {run.get('best_epoch')}){finished}")
     return 0

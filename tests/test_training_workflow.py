@@ -599,8 +599,10 @@ def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_
 
     assert main([*argv, "--out", str(tmp_path / "no_teacher"), "--distill", "0.5"]) == 2
     assert main([*argv, "--teacher", str(onnx_fp16), "--distill", "1.5"]) == 2
+    assert main([*argv, "--out", str(tmp_path / "bad_teacher"), "--teacher", str(tmp_path / "gone.onnx")]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert "needs both --teacher MODEL" in errors[0] and "0 to 1, not 1.5" in errors[1]
+    assert "gone.onnx" in errors[2] and not (tmp_path / "bad_teacher").exists()  # no empty run folder left
 
 
 def test_out_of_fold_teachers_answer_only_for_the_images_they_never_saw(run_dir, data_dir, tmp_path, capsys):

@@ -223,10 +223,16 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
         raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
                           "images: give a smaller --batch-size.")
     weights = _init_weights(init, recipe, len(data.classes)) if init is not None and not resume else None
+    new_folder = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     targets = None
     if teachers:
-        probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
+        try:
+            probs = teacher_probs(teachers, train_split, data.classes, out / TEACHER_FILE, device)
+        except (ConfigError, DataError, ModelError):
+            if new_folder:  # a teacher that cannot answer leaves no empty run folder behind
+                out.rmdir()
+            raise
         targets = soft_targets(train_split.labels, probs, recipe.distill, recipe.label_smoothing)
     norm = Normalization(**run["normalization"])
     learn = build_learner(build_dataloaders(train_split, valid_split, recipe, norm, device, targets), recipe,

@@ -13,6 +13,7 @@ import zmq
 from moodloop.engine.errors import ConfigError, MoodloopError, ProtocolError
 from moodloop.engine.protocol import (
     DEFAULT_ENDPOINT,
+    STATUS,
     TOPICS,
     Emotion,
     Message,
@@ -47,7 +48,9 @@ class Subscriber(SocketOwner):
 
     Args:
         endpoint: ZeroMQ address of the sensor, mock or relay.
-        topics: Topic or topics to receive, of TOPICS, in full or short (``"state"``).
+        topics: Topic or topics that :meth:`poll` and :meth:`messages` return, of TOPICS, in
+            full or short (``"state"``). The status heartbeat is received in any case: it
+            keeps :attr:`online` and :attr:`state` current.
         offline_after: Seconds without any message after which the sensor counts as offline
             (the sensor sends a status heartbeat every second).
         clock: Monotonic clock in seconds; inject a fake one in tests.
@@ -70,7 +73,9 @@ class Subscriber(SocketOwner):
         bind: bool = False,
         source: str | None = None,
     ) -> None:
-        topics = [topic_named(name) for name in ([topics] if isinstance(topics, str) else topics)]
+        wanted = {topic_named(name) for name in ([topics] if isinstance(topics, str) else topics)}
+        if not wanted:
+            raise ConfigError(f"topics is empty: name one or more of {', '.join(TOPICS)} (default: all).")
         if not (math.isfinite(offline_after) and offline_after > 0):
             raise ConfigError(
                 f"offline_after must be a positive number of seconds such as 3.0, not {offline_after!r}."
@@ -79,8 +84,11 @@ class Subscriber(SocketOwner):
         self.source = source
         self._clock = clock
         self._socket = open_socket(zmq.SUB, endpoint, bind=bind, role="subscriber", options=RECEIVE_OPTIONS)
-        for topic in topics:
+        # The status heartbeat is always received: without it a sensor whose player sits still
+        # (no state change) would look offline. poll() returns only the wanted topics.
+        for topic in wanted | {STATUS}:
             self._socket.subscribe(topic.encode("ascii"))
+        self._wanted = wanted
         self._dropped = 0
         self._last_warning: float | None = None
         self._last_message: float | None = None
@@ -136,7 +144,7 @@ class Subscriber(SocketOwner):
             wait_ms = None if deadline is None else max(0, round((deadline - time.monotonic()) * 1000))
             if not self._socket.poll(wait_ms):
                 return []
-            # Bad messages and other players' wake the socket too, yet are not heard.
+            # Bad messages, other players' and heartbeats not asked for wake the socket too, unheard.
             if (received := self.poll()) or wait_ms == 0:
                 return received
 
@@ -186,7 +194,7 @@ class Subscriber(SocketOwner):
             if isinstance(msg, Status):
                 self._status = msg
             self._set_state(msg, now)
-        return msg
+        return msg if msg.TOPIC in self._wanted else None
 
     def _restarted(self, msg: Message) -> bool:
         """Whether ``msg`` is the heartbeat of a new process of the last heartbeat's sender.

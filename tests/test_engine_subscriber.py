@@ -164,9 +164,24 @@ def test_topic_filter(topics):
         assert [m.state for m in islice(sub.messages(timeout=1.0), 1)] == ["absent"]
 
 
+def test_a_subscriber_to_one_topic_stays_online_on_the_heartbeat_it_does_not_return():
+    clock = FakeClock()
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, topics="state", clock=clock) as sub:
+        until_flowing(pub, sub, state(state="bored"))
+        for _ in range(5):  # the player sits still: no state change for longer than offline_after
+            clock.advance(1.0)
+            sent, returned = pub.publish(status(state="bored")), []
+            deadline = time.monotonic() + 2
+            while (sub.status is None or sub.status.seq != sent.seq) and time.monotonic() < deadline:
+                returned += sub.poll()
+            assert returned == [] and sub.status.seq == sent.seq
+        assert sub.online and sub.state == "bored"
+
+
 @pytest.mark.parametrize(
     "options, complaint",
     [
+        ({"topics": []}, "topics is empty"),
         ({"topics": ["moodloop.mood"]}, "moodloop.mood"),
         ({"topics": "mood"}, "choose emotion, state or status"),
         ({"offline_after": 0}, "offline_after"),

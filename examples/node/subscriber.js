@@ -16,7 +16,7 @@ async function main(endpoint = "tcp://127.0.0.1:5556") {
     } catch (err) {
       continue;  // malformed: drop it, as the Python subscriber does
     }
-    if (msg.v !== 1) continue;  // another protocol version
+    if (msg === null || typeof msg !== "object" || msg.v !== 1) continue;  // not a message, or another version
     switch (topic.toString("ascii")) {
       case "moodloop.state":
         console.log(`state ${msg.previous} -> ${msg.state} (confidence ${msg.confidence})`);

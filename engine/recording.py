@@ -12,12 +12,13 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moodloop.engine.errors import ConfigError, DataError, ProtocolError
 from moodloop.engine.lifecycle import Closeable
-from moodloop.engine.protocol import Message, from_record, to_record
+from moodloop.engine.protocol import Message, State, from_record, to_record
 
 if TYPE_CHECKING:
     from moodloop.engine.publisher import Publisher
@@ -120,6 +121,9 @@ def replay(
 ) -> int:
     """Republish a recording, spacing messages as their capture times ``t`` were spaced.
 
+    The times are moved to the replay's (the first message's ``t`` becomes now, a state's
+    ``since`` moves with it): a game judges a message's freshness by ``t``.
+
     Args:
         path: The recording to play.
         publisher: Where to publish (it restamps ``seq`` and ``source``).
@@ -133,7 +137,7 @@ def replay(
     """
     stop = stop or threading.Event()
     count = 0
-    start = time.monotonic()
+    start, now = time.monotonic(), time.time()
     first_t: float | None = None
     for msg in read_recording(path):
         first_t = msg.t if first_t is None else first_t
@@ -141,6 +145,13 @@ def replay(
         delay = (msg.t - first_t) - (time.monotonic() - start)
         if stop.wait(max(delay, 0.0)):
             break
-        publisher.publish(msg)
+        publisher.publish(_moved(msg, now - first_t))
         count += 1
     return count
+
+
+def _moved(msg: Message, seconds: float) -> Message:
+    """``msg`` with its times (``t``, and a state's ``since``) moved by ``seconds``."""
+    if isinstance(msg, State):
+        return replace(msg, t=msg.t + seconds, since=msg.since + seconds)
+    return replace(msg, t=msg.t + seconds)

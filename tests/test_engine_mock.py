@@ -113,14 +113,18 @@ def test_record_then_replay_keeps_the_timing(tmp_path):
     with Publisher(ANY_PORT, source="replay") as pub, Subscriber(pub.endpoint) as sub:
         until_flowing(pub, sub, status())
         player = threading.Thread(target=replay, args=(path, pub))
-        start = time.monotonic()
+        start, now = time.monotonic(), time.time()
         player.start()
         arrivals = [(time.monotonic() - start, m) for m in islice(sub.messages(timeout=1.0), len(recorded))]
         player.join()
     assert [m.seq for _, m in arrivals] == sorted(m.seq for _, m in arrivals)
-    assert [(m.TOPIC, m.t) for _, m in arrivals] == [(m.TOPIC, m.t) for m in recorded]
-    for (arrived, msg) in arrivals:
-        assert arrived == pytest.approx(msg.t - recorded[0].t, abs=0.1)
+    assert [m.TOPIC for _, m in arrivals] == [m.TOPIC for m in recorded]
+    moved = arrivals[0][1].t - recorded[0].t  # to the replay's time, so a game does not see stale messages
+    assert arrivals[0][1].t == pytest.approx(now, abs=0.1)
+    for (arrived, msg), original in zip(arrivals, recorded):
+        assert msg.t - original.t == pytest.approx(moved) and arrived == pytest.approx(original.t - recorded[0].t, abs=0.1)
+        if isinstance(msg, State):
+            assert msg.since - msg.t == pytest.approx(original.since - original.t)
 
 
 def test_a_recording_never_overwrites_a_file(tmp_path):

@@ -9,6 +9,7 @@ keeps running, so flickering states cannot fire a burst). An absent player pause
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Director:
         clock: Monotonic clock in seconds, used when ``update`` gets no ``now``.
 
     Raises:
-        ConfigError: A duration is negative.
+        ConfigError: A duration is negative, infinite, NaN or not a number.
     """
 
     def __init__(
@@ -58,8 +59,8 @@ class Director:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("bored_after", bored_after), ("cooldown", cooldown), ("ramp_time", ramp_time)):
-            if value < 0:
-                raise ConfigError(f"Director {name} must be >= 0 seconds, got {value}.")
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"Director {name} must be a number of seconds >= 0, got {value!r}.")
         self.bored_after = bored_after
         self.cooldown = cooldown
         self.ramp_time = ramp_time

@@ -54,5 +54,6 @@ def test_zero_ramp_jumps_to_full_intensity_and_bad_input_is_refused():
     assert director.update("bored") == Decision(intervene=True, intensity=1.0, state="bored")
     with pytest.raises(ProtocolError, match="sleepy"):
         director.update("sleepy")
-    with pytest.raises(ConfigError, match="cooldown"):
-        Director(cooldown=-1)
+    for bad in ({"cooldown": -1}, {"cooldown": float("nan")}, {"bored_after": float("inf")}, {"ramp_time": "3"}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be a number of seconds >= 0"):
+            Director(**bad)

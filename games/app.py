@@ -140,6 +140,8 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
 
     Raises:
         ConfigError: The screenshot cannot be written.
+        KeyboardInterrupt, SystemExit: Ctrl-C or a signal stopped the run; the exception's
+            ``stats`` attribute holds the statistics so far.
     """
     if config.headless:  # SDL reads these when the display starts
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -196,17 +198,21 @@ class _Game:
         stats = Stats()
         pacer = _Pacer(self.config.fps)
         last = time.perf_counter()
-        while not self.done:
-            start = time.perf_counter()
-            dt = start - last if self.frame else 1 / self.config.fps
-            last = start
-            self._tick(dt)
-            stats.work.add((time.perf_counter() - start) * 1000)
-            stats.frame.add(dt * 1000)
-            self.frame += 1
-            if self.config.frames is not None and self.frame >= self.config.frames:
-                self.done = True
-            pacer.wait()
+        try:
+            while not self.done:
+                start = time.perf_counter()
+                dt = start - last if self.frame else 1 / self.config.fps
+                last = start
+                self._tick(dt)
+                stats.work.add((time.perf_counter() - start) * 1000)
+                stats.frame.add(dt * 1000)
+                self.frame += 1
+                if self.config.frames is not None and self.frame >= self.config.frames:
+                    self.done = True
+                pacer.wait()
+        except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C or a signal: the run so far still counts
+            stop.stats = stats.report(self)
+            raise
         if self.config.screenshot is not None:
             try:
                 self.config.screenshot.parent.mkdir(parents=True, exist_ok=True)

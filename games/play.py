@@ -97,16 +97,26 @@ def run(args: argparse.Namespace) -> int:
     config = GameConfig(
         headless=args.headless, frames=args.frames, bot=args.bot, seed=args.seed, ask_consent=ask, screenshot=args.screenshot
     )
-    with _exit_on_signals(), Feed(plan) as feed:
-        stats = play(config, feed)
+    try:
+        with _exit_on_signals(), Feed(plan) as feed:
+            stats = play(config, feed)
+    except (KeyboardInterrupt, SystemExit) as stop:
+        if args.stats is not None and hasattr(stop, "stats"):  # a run stopped by Ctrl-C has figures too
+            _write_stats(args.stats, stop.stats)
+        raise
     if args.stats is not None:
-        try:
-            args.stats.parent.mkdir(parents=True, exist_ok=True)
-            args.stats.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--stats {args.stats}: cannot write it ({exc.strerror or exc}).") from exc
+        _write_stats(args.stats, stats)
     log.info("%d frames, %.1f fps, worst frame %.1f ms", stats["frames"], stats["fps_mean"], stats["frame_ms_max"])
     return 0
+
+
+def _write_stats(path: Path, stats: dict) -> None:
+    """Write the run's statistics as JSON (--stats)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--stats {path}: cannot write it ({exc.strerror or exc}).") from exc
 
 
 def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:

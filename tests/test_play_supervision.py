@@ -128,15 +128,17 @@ def test_game_exit_stops_the_sensor(tmp_path):
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
-def test_interrupting_play_stops_the_sensor(tmp_path, sig, code):
+def test_interrupting_play_stops_the_sensor_and_keeps_the_stats(tmp_path, sig, code):
     fake = Fake(tmp_path, "run")
-    game = fake.play()  # no --frames: plays until interrupted
+    stats = tmp_path / "s.json"
+    game = fake.play("--stats", str(stats))  # no --frames: plays until interrupted
     pid = fake.started["pid"]
     time.sleep(0.5)  # let the game loop run
     assert alive(pid) and game.poll() is None
     game.send_signal(sig)
     assert game.wait(30) == code
     assert not alive(pid)
+    assert json.loads(stats.read_text())["frames"] > 0  # the run until the signal, written at exit
 
 
 def test_killing_play_outright_still_stops_the_sensor(tmp_path):

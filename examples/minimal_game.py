@@ -5,6 +5,7 @@ Run a sensor (or `moodloop mock bored`) and then `python examples/minimal_game.p
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -30,4 +31,5 @@ def main(endpoint: str = DEFAULT_ENDPOINT, frames: int | None = None, fps: float
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the example quietly
+        main(*sys.argv[1:2])

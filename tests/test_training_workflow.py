@@ -346,6 +346,15 @@ def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):
     assert all(np.allclose(start[k].numpy(), warm[k].numpy(), atol=1e-5) for k in weights)
 
 
+def test_init_from_weights_of_other_classes_is_refused_even_when_the_shapes_fit(run_dir, onnx_fp16, tmp_path):
+    other = load_dataset(write_dataset(tmp_path / "d", classes=tuple("abcdefg"), train_per_class=2, valid_per_class=1))
+    for init in (run_dir, onnx_fp16):
+        with pytest.raises(ConfigError, match=r"was trained on classes \['angry', .*this data has \['a', 'b'"):
+            train(other, tmp_path / "r", Recipe(arch="resnet18", epochs=1, batch_size=4, lr=1e-3), device="cpu",
+                  init=init)
+    assert not (tmp_path / "r").exists()
+
+
 def test_init_from_an_exported_model(run_dir, onnx_fp16, data_dir, tmp_path):
     start = load_predictor(run_dir).learn.model.state_dict()
     run = train(load_dataset(data_dir), tmp_path / "again", Recipe(arch="resnet18", epochs=1, batch_size=8,
@@ -605,7 +614,8 @@ def test_distillation_from_an_exported_model_and_a_run(run_dir, onnx_fp16, data_
     assert "gone.onnx" in errors[2] and not (tmp_path / "bad_teacher").exists()  # no empty run folder left
 
 
-def test_out_of_fold_teachers_answer_only_for_the_images_they_never_saw(run_dir, data_dir, tmp_path, capsys):
+def test_out_of_fold_teachers_answer_only_for_the_images_they_never_saw(run_dir, tmp_path, capsys):
+    data_dir = write_dataset(tmp_path / "faces", train_per_class=10, valid_per_class=4)  # each half has every class
     data = load_dataset(data_dir)
     train_split = data.split("train")
     folds = [in_fold(train_split.names, k, 2) for k in (0, 1)]

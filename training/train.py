@@ -222,7 +222,7 @@ def train(data: Dataset, out: Path, recipe: Recipe, *, resume: bool = False,
     if len(train_split) < recipe.batch_size:  # fastai drops the last partial batch: none would be left
         raise ConfigError(f"--batch-size {recipe.batch_size} is more than the {len(train_split)} training "
                           "images: give a smaller --batch-size.")
-    weights = _init_weights(init, recipe, len(data.classes)) if init is not None and not resume else None
+    weights = _init_weights(init, recipe, data.classes) if init is not None and not resume else None
     new_folder = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     targets = None
@@ -333,7 +333,7 @@ def _training_images(data: Dataset, recipe: Recipe) -> Split:
     return split.without(np.array(split.names)[in_fold(split.names, recipe.fold, recipe.folds)])
 
 
-def _init_weights(init: Path, recipe: Recipe, n_classes: int) -> dict[str, torch.Tensor]:
+def _init_weights(init: Path, recipe: Recipe, classes: Sequence[str]) -> dict[str, torch.Tensor]:
     """Read model weights (not the optimizer) from a run folder, a .pth checkpoint or an export.
 
     They are tried on a fresh model of the recipe, so weights that cannot be used fail before
@@ -355,7 +355,7 @@ def _init_weights(init: Path, recipe: Recipe, n_classes: int) -> dict[str, torch
         with reading_model(path):
             state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
             state = dict(state.get("model", state))  # last.pth also holds the optimizer
-    model = build_model(recipe, n_classes)
+    model = build_model(recipe, len(classes))
     # BatchNorm's step counters are bookkeeping, not weights: exports do not carry them.
     state.update({k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")})
     try:
@@ -363,7 +363,20 @@ def _init_weights(init: Path, recipe: Recipe, n_classes: int) -> dict[str, torch
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--init {path} does not fit this model: use weights trained with the same "
                           f"--arch, --maxpool and classes. ({str(exc)[:200]})") from exc
+    # Same shapes are not the same classes: each output must go on meaning what it meant.
+    if (trained := _trained_classes(path)) is not None and trained != list(classes):
+        raise ConfigError(f"--init {path} was trained on classes {trained}, and this data has {list(classes)}: "
+                          "start from weights trained on the same classes (and --merge), or from scratch.")
     return model.state_dict()
+
+
+def _trained_classes(weights: Path) -> list[str] | None:
+    """The classes a weights file was trained on, from its export's metadata or its run folder."""
+    if weights.suffix == ".onnx":
+        from moodloop.training.predict import OnnxPredictor
+
+        return list(OnnxPredictor(weights).labels)
+    return read_run(weights.parent)["classes"] if (weights.parent / RUN_FILE).is_file() else None
 
 
 def read_run(folder: Path) -> dict:

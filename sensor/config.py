@@ -233,7 +233,11 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             raise ConfigError(f"{name} in {where} must be a string (a file path), not {value!r}: "
                               "quote the path, or remove the setting.")
         kwargs[name] = value
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if isinstance(built, EngagementConfig) and built.bored_exit > built.bored_enter:
+        raise ConfigError(f"bored_exit ({built.bored_exit}) in {where} is above bored_enter ({built.bored_enter}): "
+                          "bored would end and start again on the same frames. Keep bored_exit lower.")
+    return built
 
 
 def _check_number(name: str, value: Any, default: float, where: str) -> None:

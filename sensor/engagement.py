@@ -40,30 +40,39 @@ class Engagement:
 
 
 class _Window:
-    """Samples of the last `span` seconds, with running counts so each update is O(1)."""
+    """Samples of the last `span` seconds, each weighted by the time it stands for.
+
+    Shares are of time, not of frames: a sensor analyses fewer frames a second while it has a
+    face to classify than while it has none, so counting frames would make the player look
+    absent more often on a slower machine. Running sums keep each update O(1); they are kept in
+    whole microseconds, so what leaves the window takes away exactly what it brought.
+    """
 
     def __init__(self, span: float) -> None:
         self._span = span
-        self._items: deque[tuple[float, bool, bool]] = deque()
-        self._present = self._quiet = 0
+        self._items: deque[tuple[float, int, bool, bool]] = deque()
+        self._time = self._present = self._quiet = 0
 
-    def add(self, clock: float, present: bool, quiet: bool) -> None:
-        self._items.append((clock, present, quiet))
-        self._present += present
-        self._quiet += quiet
+    def add(self, clock: float, seconds: float, present: bool, quiet: bool) -> None:
+        weight = round(seconds * 1e6)
+        self._items.append((clock, weight, present, quiet))
+        self._time += weight
+        self._present += weight * present
+        self._quiet += weight * quiet
         while self._items[0][0] <= clock - self._span:
-            _, present, quiet = self._items.popleft()
-            self._present -= present
-            self._quiet -= quiet
+            _, weight, present, quiet = self._items.popleft()
+            self._time -= weight
+            self._present -= weight * present
+            self._quiet -= weight * quiet
 
     @property
     def present_share(self) -> float:
-        """Share of samples with a face."""
-        return self._present / len(self._items) if self._items else 0.0
+        """Share of the time with a face."""
+        return self._present / self._time if self._time else 0.0
 
     @property
     def quiet_share(self) -> float:
-        """Share of the face samples that were quiet."""
+        """Share of the face time that was quiet."""
         return self._quiet / self._present if self._present else 0.0
 
 
@@ -84,6 +93,7 @@ class EngagementEstimator:
         self._calibrated_at = 0.0
         self._last_clock: float | None = None
         self._last_face: float | None = None
+        self._had_face = False  # whether the previous frame had a face
         self._current = Engagement("unknown", "unknown", 0.0, 0.0)
         self._pending: tuple[str, float] | None = None
 
@@ -96,22 +106,25 @@ class EngagementEstimator:
         """Fold in one frame at source time `clock`; `reading` is None when no face was seen."""
         if self._last_clock is None:
             self._current = Engagement("unknown", "unknown", clock, 0.0)
-            self._last_face = clock  # absence is counted from the start, like a face just left
-        step = clock - self._last_clock if self._last_clock is not None else 0.0
-        self._last_clock = clock
+            self._last_face = self._last_clock = clock  # absence counts from the start, as if a face just left
+        # A frame stands for the time since the one before it; a stall longer than absent_after_s
+        # is no evidence, and a stamp from the past stands for nothing.
+        step = min(max(0.0, clock - self._last_clock), self._config.absent_after_s)
+        self._last_clock = max(self._last_clock, clock)
         quiet = False
         if reading is not None:
             self._last_face = clock
             expressivity = 1.0 - reading.probs.get("neutral", 0.0)
             arousal = valence_arousal(reading.probs)[1]
-            if self._baseline is None:
-                self._calibrate(expressivity, arousal, min(step, 0.5), clock)
+            if self._baseline is None:  # face time: between two frames that both had a face
+                self._calibrate(expressivity, arousal, step if self._had_face else 0.0, clock)
             else:
                 base_e, base_a = self._baseline
                 quiet = (expressivity <= base_e + self._config.expressivity_margin
                          and arousal <= base_a + self._config.arousal_margin)
-        self._long.add(clock, reading is not None, quiet)
-        self._short.add(clock, reading is not None, quiet)
+        self._had_face = reading is not None
+        self._long.add(clock, step, reading is not None, quiet)
+        self._short.add(clock, step, reading is not None, quiet)
         return self._advance(self._target(clock), clock)
 
     def _calibrate(self, expressivity: float, arousal: float, step: float, clock: float) -> None:

@@ -56,6 +56,7 @@ def test_toml_and_json_override_a_subset(tmp_path):
         ("[detect]\ndetect_width = 1e12", "detect_width .* whole number"),
         ("[capture]\nimage_fps = inf", "image_fps .* finite number"),
         ("[smooth]\nhalf_life_s = nan", "half_life_s .* finite number > 0, not nan"),
+        ("[engagement]\nbored_enter = 0.6\nbored_exit = 0.9", r"bored_exit \(0.9\) .* above bored_enter \(0.6\)"),
     ],
 )
 def test_bad_files_are_config_errors(tmp_path, text, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from moodloop.engine.errors import ModelError
 from moodloop.engine.protocol import LABELS
 from moodloop.sensor.config import EngagementConfig, SmoothConfig
 from moodloop.sensor.engagement import EngagementEstimator
@@ -115,3 +116,45 @@ def test_confidence_is_reported():
 
 def test_no_face_from_the_start_is_absent():
     assert states(run_session([(3.0, None)])) == ["absent"]
+
+
+def test_presence_is_a_share_of_time_not_of_frames():
+    """Classifying a face slows the sensor: 8 fps with a face, 30 without must not look like absence."""
+    smoother, estimator = Smoother(LABELS), EngagementEstimator()
+    clock, changes = 0.0, []
+    while clock < 40:
+        face = clock % 10 < 8.5  # the face is in view 85 % of the time, above present_fraction
+        verdict = estimator.update(smoother.update(NEUTRAL, clock) if face else None, clock)
+        if verdict.changed:
+            changes.append(verdict.state)
+        clock += 1 / 8 if face else 1 / 30
+    assert changes[:2] == ["engaged", "bored"]
+
+
+def test_calibration_takes_its_seconds_at_a_low_frame_rate_too():
+    for fps in (30, 1):  # an image folder shown at 1 fps, or a very slow machine
+        first_clock, first_state = run_session([(20.0, NEUTRAL)], fps=fps)[0]
+        assert first_state == "engaged" and first_clock <= 3.3 + 1 / fps, fps  # the sustain waits for a frame
+
+
+def test_a_stamp_from_the_past_is_no_evidence():
+    estimator, smoother = EngagementEstimator(), Smoother(LABELS)
+    changes = []
+    for i, clock in enumerate([i / 30 for i in range(200)]):
+        glitch = -8.0 if i == 30 else clock  # one frame stamped 8 s early, during calibration
+        verdict = estimator.update(smoother.update(NEUTRAL, glitch), glitch)
+        if verdict.changed:
+            changes.append((round(clock, 1), verdict.state))
+    assert changes[0][1] == "engaged" and changes[0][0] <= 3.5
+    smoother = Smoother(LABELS)
+    smoother.update(NEUTRAL, 0.0)
+    smoother.update(NEUTRAL, -10.0)
+    assert smoother.update(HAPPY, 1 / 30).probs["happy"] < 0.2  # one frame later, not ten seconds
+
+
+def test_the_smoother_takes_shares_and_refuses_what_is_not_probabilities():
+    reading = Smoother(LABELS).update(HAPPY * 2, 0.0)  # scores that sum to 2
+    assert sum(reading.probs.values()) == pytest.approx(1.0) and reading.confidence == pytest.approx(0.9)
+    for bad in (np.full(7, np.nan), np.full(7, np.inf), np.zeros(7), HAPPY - 0.5):
+        with pytest.raises(ModelError, match="not probabilities"):
+            Smoother(LABELS).update(bad, 0.0)

@@ -80,10 +80,11 @@ def soak(model: Path, face, minutes: float) -> None:
         thread = threading.Thread(target=sensor.run, args=(stop,))
         thread.start()
         print("\n| minute | RSS MiB |\n|---|---|")
-        for minute in range(int(minutes) + 1):
-            print(f"| {minute} | {rss_mb():.1f} |", flush=True)
-            if minute < minutes:
-                time.sleep(60)
+        start = time.monotonic()
+        for minute in range(math.ceil(minutes) + 1):  # each whole minute, and the end of a fractional last one
+            at = min(minute, minutes)
+            time.sleep(max(0.0, start + at * 60 - time.monotonic()))
+            print(f"| {at:g} | {rss_mb():.1f} |", flush=True)
         stop.set()
         thread.join()
 

@@ -75,7 +75,7 @@ _RANGES: dict[str, _Range] = {
     "image_fps": _Range(0, 240, above=True),  # the frame rates a video source accepts
     "detect_width": _Range(64, 4096),  # pixels: below 64 the cascade's 24 px window finds nothing
     "min_face": _Range(0, 0.5),  # a larger minimum would miss a player at a normal distance
-    "margin": _Range(0, 1),  # the crop grows by up to 3x the face box
+    "margin": _Range(-0.25, 1),  # from half the face box (tighter) to 3x it
     "threads": _Range(1, 64),
 }
 
@@ -136,8 +136,9 @@ class ClassifyConfig:
 
     Attributes:
         margin: The square crop around the face box grows by this fraction of the box side
-            on every side. 0: a Haar box already matches FER2013's framing (the face fills
-            the frame); bench/sensor_crop.py measured 59.0 % at 0 against 51.5 % at 0.1.
+            on every side (negative: shrinks). 0: a Haar box already matches FER2013's framing
+            (the face fills the frame); bench/sensor_crop.py measured 64.0 % at 0 against
+            58.9 % at 0.1, and 66.8 % at -0.05 (pasted faces, see docs/engagement.md).
         threads: onnxruntime intra-op threads; 1 leaves the other core to the game.
     """
 

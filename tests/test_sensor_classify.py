@@ -111,3 +111,6 @@ def test_crop_is_square_with_margin_and_padded_at_the_border():
     assert crop.shape == (40, 40) and crop[20, 20] == 255 and crop[2, 2] == 0  # margin: dark border
     edge = crop_face(frame, Face(0, 0, 30, 20), 0.2, (48, 48), gray=False)
     assert edge.shape == (48, 48, 3)
+    frame[45:55, 45:55] = 128  # a negative margin keeps the middle of the box only
+    inner = crop_face(frame, Face(40, 40, 20, 20), -0.25, (10, 10), gray=True)
+    assert inner.shape == (10, 10) and (inner == 128).all()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from moodloop.engine.director import Decision, Director
 from moodloop.engine.lifecycle import Closeable
-from moodloop.engine.protocol import LABELS, State
+from moodloop.engine.protocol import LABELS, State, Status
 from moodloop.engine.subscriber import Subscriber
 
 __all__ = ["StateChange", "Mood"]
@@ -54,7 +54,8 @@ class Mood(Closeable):
         self._director = director or Director()
         self._smoothing_s = smoothing_s
         self._started = time.monotonic()
-        self._pending: list[tuple[State, int, float]] = []
+        self._pending: list[tuple[State | Status, str, int, float]] = []  # message, previous, frame, time
+        self._known = "unknown"  # the last state recorded, to tell a heartbeat's news from a repeat
         self.bars: dict[str, float] = dict.fromkeys(LABELS, 0.0)
         self.changes: list[StateChange] = []
         self.decision = Decision()
@@ -96,7 +97,12 @@ class Mood(Closeable):
         """
         if self._sub is not None:
             received = time.monotonic() - self._started
-            self._pending += [(msg, frame, received) for msg in self._sub.poll() if isinstance(msg, State)]
+            for msg in self._sub.poll():
+                # A change whose state message was lost (sent before we joined) shows in the heartbeat.
+                if isinstance(msg, State) or (isinstance(msg, Status) and msg.state not in (self._known, "unknown")):
+                    previous = msg.previous if isinstance(msg, State) else self._known
+                    self._pending.append((msg, previous, frame, received))
+                    self._known = msg.state
         emotion = self._sub.emotion if self.online else None
         target = emotion.probs if emotion is not None else {}
         keep = math.exp(-dt / self._smoothing_s)
@@ -112,12 +118,12 @@ class Mood(Closeable):
         self.changes += [
             StateChange(
                 state=msg.state,
-                previous=msg.previous,
+                previous=previous,
                 time_s=round(received, 3),
                 frame=arrived,
                 lag_frames=frame - arrived,
                 latency_ms=round((now - msg.t) * 1000, 1),
             )
-            for msg, arrived, received in self._pending
+            for msg, previous, arrived, received in self._pending
         ]
         self._pending.clear()

@@ -13,7 +13,7 @@ import pytest
 from moodloop.engine.director import Director
 from moodloop.engine.errors import ConfigError
 from moodloop.engine.mock import Scenario, Segment
-from moodloop.engine.protocol import State
+from moodloop.engine.protocol import State, Status
 from moodloop.engine.publisher import Publisher
 from moodloop.games import consent
 from moodloop.games.app import Durations, GameConfig, _Game, play
@@ -44,6 +44,25 @@ def test_a_state_change_reaches_gameplay_in_the_frame_it_arrives():
         change = mood.changes[0]
         assert (change.state, change.previous, change.lag_frames) == ("bored", "engaged", 0)
         assert 0 <= change.latency_ms < 1000
+
+
+def test_a_change_whose_state_message_was_lost_is_recorded_from_the_heartbeat():
+    endpoint = free_endpoint()
+    heartbeat = Status(t=time.time(), state="bored", fps=30.0, camera="ok", model="m", uptime_s=5.0)
+    with Publisher(endpoint) as pub, Mood(endpoint) as mood:  # the sensor said "bored" before we joined
+        deadline, frame = time.monotonic() + 5, 0
+        while mood.state != "bored" and time.monotonic() < deadline:
+            pub.publish(heartbeat)
+            time.sleep(0.02)
+            mood.update(frame, 1 / 60)
+            mood.settle(frame)
+            frame += 1
+        for later in range(frame, frame + 3):  # the same news again is no change
+            pub.publish(heartbeat)
+            time.sleep(0.02)
+            mood.update(later, 1 / 60)
+            mood.settle(later)
+    assert [(c.state, c.previous) for c in mood.changes] == [("bored", "unknown")]
 
 
 def test_without_a_sensor_the_mood_is_unknown_and_the_bars_empty():

@@ -164,12 +164,13 @@ class Feed(Closeable):
         self.plan = plan
         self.kind = plan.kind
         self.failure: str | None = None
+        self.stopped = False  # the child has exited: `failure` says why, unless it ran to its end
         self._child: Child | _MockThread | None = None
 
     @property
     def camera_on(self) -> bool:
         """Whether a child that opens a camera is running."""
-        return self.plan.camera and self._child is not None and self.failure is None
+        return self.plan.camera and self._child is not None and not self.stopped
 
     def start(self) -> None:
         """Start the sensor child or the mock, if the plan has one."""
@@ -187,10 +188,17 @@ class Feed(Closeable):
         self.kind = OFF
 
     def check(self) -> str | None:
-        """Return why the child stopped, the first time it is seen stopped; else None."""
-        if self._child is None or self.failure is not None or self._child.returncode is None:
+        """Return why the child failed, the first time it is seen stopped; else None.
+
+        Exit code 0 is no failure: the sensor's video or the mock's script ran to its end.
+        """
+        if self._child is None or self.stopped or self._child.returncode is None:
             return None
+        self.stopped = True
         code = self._child.returncode
+        if code == 0:
+            log.info("The %s finished (its video or script ended); the game goes on without it.", self.kind)
+            return None
         if code < 0:  # killed by a signal: it had no chance to say why, so the hint would mislead
             self.failure = f"The {self.kind} stopped (killed by signal {-code})."
         else:

@@ -5,6 +5,7 @@ test runs `play` in a subprocess, as a user would, and checks that no child is l
 """
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -172,3 +173,13 @@ def test_a_sensor_killed_by_a_signal_is_reported_as_killed_not_as_an_exit_code()
         feed.start()
         wait_for(lambda: feed.check() is not None)
     assert feed.failure == f"The sensor stopped (killed by signal {signal.SIGKILL.value})."  # it had no say
+
+
+def test_a_sensor_that_ran_its_video_to_the_end_is_no_failure(caplog):
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"), camera=True,
+                    hint=SENSOR_ERROR_HINT)  # a child that exits 0, as the sensor does at the end of a video
+    with caplog.at_level(logging.INFO), Feed(plan) as feed:
+        feed.start()
+        wait_for(lambda: feed.stopped or feed.check() is not None)
+    assert feed.failure is None and feed.stopped and not feed.camera_on
+    assert "finished" in caplog.text and "WARNING" not in caplog.text

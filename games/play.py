@@ -178,7 +178,7 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
     if answer is None and not args.headless:
         return plan, True
     if not answer:
-        why = "you said no" if answer is False else "a headless run cannot ask; add --accept-sensing"
+        why = "you said no" if answer is False else "a headless run cannot ask"
         log.warning("Sensing is off (%s): playing without the camera. --accept-sensing turns it on.", why)
         return FeedPlan(kind=OFF), False
     return plan, False

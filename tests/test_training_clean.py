@@ -69,6 +69,21 @@ def test_an_edited_exclusion_list_is_kept_and_the_new_one_goes_beside_it(planted
         write_report(data, findings, out, "faces")
     assert (out / "exclude.txt").read_text() == edited and "differs from the list" in caplog.text
     assert "train/angry/leak.png" in (out / "exclude.new.txt").read_text()
+    (out / "exclude.new.txt").replace(out / "exclude.txt")  # the user adopts the new list
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        write_report(data, findings, out, "faces")
+    assert not (out / "exclude.new.txt").exists() and "differs" not in caplog.text
+    report = json.loads((out / "clean.json").read_text())
+    del report["exclusion_list"]  # as a moodloop that kept no checksum wrote it
+    (out / "clean.json").write_text(json.dumps(report))
+    (out / "exclude.txt").write_text("# an older list\n")
+    write_report(data, findings, out, "faces")
+    assert "train/angry/leak.png" in (out / "exclude.txt").read_text()  # rewritten, as that version did
+    (out / "clean.json").unlink()
+    (out / "exclude.txt").write_text("# my own list\n")  # no clean.json: someone else's file
+    write_report(data, findings, out, "faces")
+    assert (out / "exclude.txt").read_text() == "# my own list\n"
 
 
 def test_duplicates_inside_validation_are_reported_not_excluded(tmp_path):

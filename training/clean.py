@@ -196,11 +196,11 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
         if names:
             text += f"# {kind} ({len(names)})\n" + "".join(f"{n}\n" for n in names)
     exclusions = out / "exclude.txt"
-    if exclusions.is_file() and hashlib.sha256(exclusions.read_bytes()).hexdigest() != _written_list(out):
+    if exclusions.is_file() and not _ours(exclusions):
         exclusions = out / "exclude.new.txt"  # someone edited (or wrote) exclude.txt: it is theirs
         log.warning("%s differs from the list `moodloop clean` wrote there, so it is kept as it is; the new "
                     "list is %s.", out / "exclude.txt", exclusions)
-    exclusions.write_text(text, encoding="utf-8")
+    exclusions.write_bytes(text.encode())  # bytes: the checksum below is of exactly what is on disk
     report["exclusion_list"] = {"file": exclusions.name, "sha256": hashlib.sha256(text.encode()).hexdigest()}
     (out / "clean.json").write_text(json.dumps(report, indent=2))
 
@@ -225,10 +225,18 @@ def write_report(data: Dataset, findings: list[Finding], out: Path, source: str,
     return report
 
 
-def _written_list(out: Path) -> str | None:
-    """The checksum of the exclude.txt the last `moodloop clean` into ``out`` wrote, if it wrote one."""
+def _ours(exclusions: Path) -> bool:
+    """Whether ``exclusions`` is, unchanged, the list the last `moodloop clean` in its folder wrote.
+
+    The checksum in clean.json decides, whatever the list's name then (a user may adopt
+    exclude.new.txt by renaming it). A folder cleaned by a moodloop that kept no checksum counts
+    as ours, as that version always rewrote the list; a list without clean.json is someone else's.
+    """
     try:
-        written = json.loads((out / "clean.json").read_text())["exclusion_list"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or not ours
-        return None
-    return written["sha256"] if written.get("file") == "exclude.txt" else None
+        report = json.loads((exclusions.parent / "clean.json").read_text())
+    except (OSError, ValueError):
+        return False
+    written = report.get("exclusion_list") if isinstance(report, dict) else None
+    if not isinstance(written, dict):
+        return isinstance(report, dict)
+    return hashlib.sha256(exclusions.read_bytes()).hexdigest() == written.get("sha256")

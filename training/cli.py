@@ -223,7 +223,7 @@ def run_clean(args: argparse.Namespace) -> int:
                           args.model)
     print(f"{sum(report['images'].values())} images: "
           + ", ".join(f"{n} {kind}" for kind, n in report["counts"].items())
-          + f"; {report['excluded']} training images listed in {args.out / 'exclude.txt'}"
+          + f"; {report['excluded']} training images listed in {args.out / report['exclusion_list']['file']}"
           + f" (report: {args.out / 'clean.md'})")
     return 0
 

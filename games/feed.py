@@ -114,13 +114,21 @@ class _MockThread(Closeable):
         except Exception:
             self._publisher.close()  # e.g. an unknown scenario: the port must not stay bound
             raise
-        self._thread = threading.Thread(target=mock.run, kwargs={"stop": self._stop}, name="moodloop-mock", daemon=True)
+        self._crashed = False
+        self._thread = threading.Thread(target=self._run, args=(mock,), name="moodloop-mock", daemon=True)
         self._thread.start()
+
+    def _run(self, mock: MockSensor) -> None:
+        try:
+            mock.run(stop=self._stop)
+        except BaseException:
+            self._crashed = True  # the traceback still goes to stderr, as a child's would
+            raise
 
     @property
     def returncode(self) -> int | None:
-        """0 once the scenario has ended, else None (the same question as for a `Child`)."""
-        return None if self._thread.is_alive() else 0
+        """0 once the scenario has ended, 1 if it crashed, else None (as for a `Child`)."""
+        return None if self._thread.is_alive() else int(self._crashed)
 
     def close(self) -> None:
         """Stop publishing and release the socket."""
@@ -190,13 +198,13 @@ class Feed(Closeable):
     def check(self) -> str | None:
         """Return why the child failed, the first time it is seen stopped; else None.
 
-        Exit code 0 is no failure: the sensor's video or the mock's script ran to its end.
+        Exit code 0 from a file source or a mock is no failure: its video or script ran to its end.
         """
         if self._child is None or self.stopped or self._child.returncode is None:
             return None
         self.stopped = True
         code = self._child.returncode
-        if code == 0:
+        if code == 0 and not self.plan.camera:  # a camera never ends by itself: exit 0 there means it was stopped
             log.info("The %s finished (its video or script ended); the game goes on without it.", self.kind)
             return None
         if code < 0:  # killed by a signal: it had no chance to say why, so the hint would mislead

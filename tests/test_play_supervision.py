@@ -176,10 +176,16 @@ def test_a_sensor_killed_by_a_signal_is_reported_as_killed_not_as_an_exit_code()
 
 
 def test_a_sensor_that_ran_its_video_to_the_end_is_no_failure(caplog):
-    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"), camera=True,
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"),
                     hint=SENSOR_ERROR_HINT)  # a child that exits 0, as the sensor does at the end of a video
     with caplog.at_level(logging.INFO), Feed(plan) as feed:
         feed.start()
         wait_for(lambda: feed.stopped or feed.check() is not None)
     assert feed.failure is None and feed.stopped and not feed.camera_on
     assert "finished" in caplog.text and "WARNING" not in caplog.text
+    camera = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"), camera=True,
+                      hint=NO_CAMERA_HINT)  # a camera never ends by itself: someone stopped it
+    with Feed(camera) as feed:
+        feed.start()
+        wait_for(lambda: feed.stopped or feed.check() is not None)
+    assert feed.failure == f"The sensor stopped (exit code 0). {NO_CAMERA_HINT}"

@@ -281,7 +281,7 @@ def test_a_class_without_training_images_or_an_empty_validation_is_refused(data_
 
 def test_a_diverged_epoch_stops_the_run_and_is_not_saved(data_dir, tmp_path):
     data = load_dataset(data_dir)
-    with pytest.raises(ConfigError, match=r"Epoch 1 diverged \(training loss nan.*lower --lr than 1e\+30.*again"):
+    with pytest.raises(ConfigError, match=r"Epoch 1 diverged \(training loss nan.*another --out\) with a lower --lr than 1e\+30: --resume would"):
         train(data, tmp_path / "run", Recipe(arch="resnet18", epochs=2, batch_size=8, lr=1e30), device="cpu")
     assert not (tmp_path / "run" / "last.pth").exists() and not (tmp_path / "run" / "best.pth").exists()
 

@@ -61,6 +61,7 @@ class _Checkpoint(Callback):
     def __init__(self, folder: Path, run: dict) -> None:
         self.folder, self.run = folder, run
         self.failure: Exception | None = None
+        self.diverged: str | None = None  # why the run stopped on a NaN loss
         self.writer: threading.Thread | None = None
 
     def after_epoch(self) -> None:
@@ -71,9 +72,9 @@ class _Checkpoint(Callback):
             raise CancelFitException from self.failure
         train_loss, valid_loss, accuracy = map(float, self.recorder.values[-1][:3])
         if not math.isfinite(train_loss + valid_loss):  # NaN weights never recover: keep the last good epoch
-            self.failure = ConfigError(f"Epoch {self.epoch + 1} diverged (training loss {train_loss}, validation "
-                                       f"loss {valid_loss}), so it was not saved; a lower --lr than "
-                                       f"{self.run['recipe']['lr']:g} avoids that in a new run.")
+            self.diverged = (f"Epoch {self.epoch + 1} diverged (training loss {train_loss}, validation loss "
+                             f"{valid_loss}), so it was not saved. Start a new run (another --out) with a lower "
+                             f"--lr than {self.run['recipe']['lr']:g}: --resume would repeat the same schedule.")
             raise CancelFitException
         copy = lambda t: t.detach().to("cpu", copy=True) if isinstance(t, torch.Tensor) else t  # noqa: E731
         last = apply(copy, {"model": self.learn.model.state_dict(), "opt": self.learn.opt.state_dict()})
@@ -305,6 +306,8 @@ def _fit(learn: Learner, out: Path, run: dict, recipe: Recipe, cbs: list[Callbac
                                  *cbs])
     finally:  # Ctrl-C included: the last epoch's files are written whole before the process ends
         checkpoint.wait()
+    if checkpoint.diverged:
+        raise ConfigError(f"Training stopped. {checkpoint.diverged}")
     if checkpoint.failure:
         done = read_run(out)["epochs_done"]
         then = (f"Then `moodloop train --resume` continues after epoch {done}, the last one saved whole."

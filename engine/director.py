@@ -10,6 +10,7 @@ keeps running, so flickering states cannot fire a burst). An absent player pause
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ class Director:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("bored_after", bored_after), ("cooldown", cooldown), ("ramp_time", ramp_time)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"Director {name} must be a number of seconds >= 0, got {value!r}.")
         self.bored_after = bored_after
         self.cooldown = cooldown

@@ -55,7 +55,7 @@ class Mood(Closeable):
         self._smoothing_s = smoothing_s
         self._started = time.monotonic()
         self._pending: list[tuple[State | Status, str, int, float]] = []  # message, previous, frame, time
-        self._known = "unknown"  # the last state recorded, to tell a heartbeat's news from a repeat
+        self._known = "unknown"  # the last state recorded
         self.bars: dict[str, float] = dict.fromkeys(LABELS, 0.0)
         self.changes: list[StateChange] = []
         self.decision = Decision()
@@ -98,8 +98,10 @@ class Mood(Closeable):
         if self._sub is not None:
             received = time.monotonic() - self._started
             for msg in self._sub.poll():
-                # A change whose state message was lost (sent before we joined) shows in the heartbeat.
-                if isinstance(msg, State) or (isinstance(msg, Status) and msg.state not in (self._known, "unknown")):
+                # The first state may come by heartbeat alone: its state message was sent before we
+                # joined. Later changes come as state messages (heartbeats from several players
+                # behind a relay would otherwise alternate).
+                if isinstance(msg, State) or (isinstance(msg, Status) and self._known == "unknown" != msg.state):
                     previous = msg.previous if isinstance(msg, State) else self._known
                     self._pending.append((msg, previous, frame, received))
                     self._known = msg.state

@@ -113,7 +113,7 @@ class EngagementEstimator:
         self._last_clock = max(self._last_clock, clock)
         quiet = False
         if reading is not None:
-            self._last_face = clock
+            self._last_face = max(self._last_face, clock)
             expressivity = 1.0 - reading.probs.get("neutral", 0.0)
             arousal = valence_arousal(reading.probs)[1]
             if self._baseline is None:  # face time: between two frames that both had a face

@@ -62,17 +62,20 @@ def has_display() -> bool:
 
     OpenCV's Linux wheels draw windows through Qt's X11 (xcb) plugin alone, and Qt aborts the
     whole process when that display cannot be reached (a stale ``DISPLAY`` over ssh, Wayland
-    without XWayland). So a local display must accept a connection on its socket first; a
-    remote one (``host:10.0``, ssh forwarding) is left to try.
+    without XWayland). So the display must accept a connection first: on its socket for a
+    local one (``:0``), on TCP port 6000 + N for ``host:N`` (ssh's forwarding, ``localhost:10``).
     """
     if not sys.platform.startswith("linux"):
         return True
     host, _, screen = os.environ.get("DISPLAY", "").rpartition(":")
-    if not screen:
+    number = screen.split(".")[0]
+    if not number.isdigit():
         return False
     if host not in ("", "unix"):
-        return True
-    path = f"/tmp/.X11-unix/X{screen.split('.')[0]}"
+        with contextlib.suppress(OSError), socket.create_connection((host, 6000 + int(number)), timeout=0.5):
+            return True
+        return False
+    path = f"/tmp/.X11-unix/X{number}"
     for address in (path, "\0" + path):  # the socket file, or Linux's abstract name for it
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.settimeout(0.5)

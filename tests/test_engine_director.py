@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from engine_support import FakeClock
 
@@ -54,6 +55,7 @@ def test_zero_ramp_jumps_to_full_intensity_and_bad_input_is_refused():
     assert director.update("bored") == Decision(intervene=True, intensity=1.0, state="bored")
     with pytest.raises(ProtocolError, match="sleepy"):
         director.update("sleepy")
+    assert Director(bored_after=np.float32(2.0), cooldown=np.int64(5)).cooldown == 5  # numpy numbers are numbers
     for bad in ({"cooldown": -1}, {"cooldown": float("nan")}, {"bored_after": float("inf")}, {"ramp_time": "3"}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be a number of seconds >= 0"):
             Director(**bad)

@@ -146,6 +146,8 @@ def test_a_stamp_from_the_past_is_no_evidence():
         if verdict.changed:
             changes.append((round(clock, 1), verdict.state))
     assert changes[0][1] == "engaged" and changes[0][0] <= 3.5
+    estimator.update(smoother.update(NEUTRAL, -8.0), -8.0)  # a face stamped in the past...
+    assert estimator.update(None, 200 / 30).state == "engaged"  # ...does not make one missed frame an absence
     smoother = Smoother(LABELS)
     smoother.update(NEUTRAL, 0.0)
     smoother.update(NEUTRAL, -10.0)

@@ -56,9 +56,16 @@ def test_closing_the_window_never_hides_the_real_error(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the X socket probe is Linux's")
 def test_a_window_opens_only_where_an_x_display_answers(monkeypatch):
     screen = 9000 + os.getpid() % 1000  # an abstract socket: nothing is created on disk
-    for display, expected in ((f":{screen}", False), ("", False), ("remote:10.0", True)):
-        monkeypatch.setenv("DISPLAY", display)
-        assert has_display() is expected, display  # no server there: Qt would abort the process
+    with socket.socket() as forwarded:  # as ssh -X listens for the remote side's display 10
+        forwarded.bind(("127.0.0.1", 0))
+        forwarded.listen()
+        number = forwarded.getsockname()[1] - 6000
+        cases = ((f":{screen}", False), ("", False), (f"127.0.0.1:{number}.0", True), (f"127.0.0.1:{number}", True))
+        for display, expected in cases:
+            monkeypatch.setenv("DISPLAY", display)
+            assert has_display() is expected, display  # no server there: Qt would abort the process
+    monkeypatch.setenv("DISPLAY", f"127.0.0.1:{number}")
+    assert not has_display()  # the forwarding has gone
     monkeypatch.delenv("DISPLAY")
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")  # OpenCV's Qt has no Wayland plugin
     assert not has_display()

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from moodloop.engine.errors import ConfigError
@@ -252,11 +253,13 @@ class _LiveView:
 def _mock(args: argparse.Namespace) -> int:
     from moodloop.engine.mock import MockSensor, Scenario
     from moodloop.engine.publisher import Publisher
-    from moodloop.engine.recording import replay
+    from moodloop.engine.recording import open_recording, replay
 
     if sum(x is not None for x in (args.scenario, args.script, args.replay)) > 1:
         raise ConfigError("Give one of SCENARIO, --script FILE or --replay FILE, not several.")
     scenario = Scenario.from_file(args.script) if args.script else args.scenario or "bored"
+    if args.replay:  # an unreadable recording fails before anything is announced or bound
+        open_recording(Path(args.replay)).close()
     stop = threading.Event()
     with Publisher(args.endpoint, source=args.source_id, connect=args.connect, record=args.record) as pub:
         what = f"replay of {args.replay}" if args.replay else f"scenario {args.script or scenario}"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from moodloop.engine.errors import ConfigError, DataError, ProtocolError
 from moodloop.engine.lifecycle import Closeable
@@ -23,7 +23,7 @@ from moodloop.engine.protocol import Message, State, from_record, to_record
 if TYPE_CHECKING:
     from moodloop.engine.publisher import Publisher
 
-__all__ = ["Recorder", "record_line", "read_recording", "replay"]
+__all__ = ["Recorder", "record_line", "open_recording", "read_recording", "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,17 @@ class Recorder(Closeable):
         self._file.close()
 
 
+def open_recording(path: Path) -> TextIO:
+    """Open a recording for reading, or raise a DataError that says how to make one."""
+    try:
+        return path.open(encoding="utf-8", errors="replace")  # a damaged line is skipped, not fatal
+    except OSError as exc:
+        raise DataError(
+            f"Cannot read the recording {path}: {exc.strerror}. Make one with "
+            "`moodloop listen --record FILE`."
+        ) from None
+
+
 def read_recording(path: str | Path) -> Iterator[Message]:
     """Yield the messages of a JSON-lines recording in file order.
 
@@ -99,14 +110,7 @@ def read_recording(path: str | Path) -> Iterator[Message]:
         DataError: The file cannot be opened.
     """
     path = Path(path)
-    try:
-        file = path.open(encoding="utf-8", errors="replace")  # a damaged line is skipped below, not fatal
-    except OSError as exc:
-        raise DataError(
-            f"Cannot read the recording {path}: {exc.strerror}. Make one with "
-            "`moodloop listen --record FILE`."
-        ) from None
-    with file:
+    with open_recording(path) as file:
         for number, line in enumerate(file, 1):
             if not line.strip():
                 continue

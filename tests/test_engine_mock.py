@@ -17,6 +17,7 @@ from engine_support import ANY_PORT, FakeClock, status, until_flowing
 
 from moodloop.engine import (
     ConfigError,
+    DataError,
     Emotion,
     MockSensor,
     Publisher,
@@ -222,10 +223,14 @@ def test_listen_bind_prints_the_port_it_bound(capsys):
     assert exits == [0]
 
 
-def test_command_line_checks(capsys):
+def test_command_line_checks(capsys, tmp_path):
     with pytest.raises(ConfigError, match="not several"):
         args = command(["mock", "bored", "--script", "x.json"])
         args.func(args)
+    with pytest.raises(DataError, match="Cannot read the recording .*gone.jsonl"):
+        args = command(["mock", "--replay", str(tmp_path / "gone.jsonl"), "--endpoint", "tcp://127.0.0.1:*"])
+        args.func(args)
+    assert "publishing" not in capsys.readouterr().err  # nothing was announced for a replay that cannot start
     with pytest.raises(SystemExit):
         command(["listen", "--topic", "mood"])
     assert "choose emotion, state or status" in capsys.readouterr().err

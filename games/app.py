@@ -139,7 +139,7 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
         The run's statistics (see `Stats.report`).
 
     Raises:
-        ConfigError: The screenshot cannot be written.
+        ConfigError: No display for a windowed game, or the screenshot cannot be written.
         KeyboardInterrupt, SystemExit: Ctrl-C or a signal stopped the run; the exception's
             ``stats`` attribute holds the statistics so far.
     """
@@ -149,6 +149,10 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
     pg.display.init()
     pg.font.init()
     try:
+        # Without a display SDL falls back to drawing off screen: the game would run unseen, forever.
+        if not config.headless and pg.display.get_driver() == "offscreen" and "SDL_VIDEODRIVER" not in os.environ:
+            raise ConfigError("No display to open the game window on (SDL could only draw off screen): run "
+                              "`moodloop play` in a desktop session, or add --headless to play without a window.")
         director = Director(bored_after=config.bored_after, cooldown=config.cooldown, ramp_time=config.ramp_time)
         with Mood(None if feed.kind == OFF else feed.plan.endpoint, director=director) as mood:
             return _Game(config, feed, mood).run()

@@ -65,6 +65,14 @@ def test_a_change_whose_state_message_was_lost_is_recorded_from_the_heartbeat():
     assert [(c.state, c.previous) for c in mood.changes] == [("bored", "unknown")]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SDL's off-screen fallback is how Linux lacks a display")
+def test_a_windowed_game_without_a_display_says_so_instead_of_running_unseen(monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(name, raising=False)
+    with Feed(FeedPlan(kind=OFF)) as feed, pytest.raises(ConfigError, match="No display .* add --headless"):
+        play(GameConfig(frames=1), feed)
+
+
 def test_without_a_sensor_the_mood_is_unknown_and_the_bars_empty():
     with Mood(None) as mood:
         decision = mood.update(0, 1 / 60)

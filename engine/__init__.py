@@ -22,6 +22,7 @@ from moodloop.engine.errors import (
     MoodloopError,
     ProtocolError,
     SourceError,
+    VersionError,
 )
 from moodloop.engine.mock import SCENARIO_NAMES, MockSensor, Scenario, Segment
 from moodloop.engine.protocol import (
@@ -78,6 +79,7 @@ __all__ = [
     "State",
     "Status",
     "Subscriber",
+    "VersionError",
     "decode",
     "encode",
     "read_recording",

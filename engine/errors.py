@@ -3,7 +3,7 @@
 Each message says what happened and what to do about it, so the CLI can print it as is.
 """
 
-__all__ = ["MoodloopError", "ProtocolError", "ConfigError", "SourceError", "ModelError", "DataError"]
+__all__ = ["MoodloopError", "ProtocolError", "VersionError", "ConfigError", "SourceError", "ModelError", "DataError"]
 
 
 class MoodloopError(Exception):
@@ -12,6 +12,10 @@ class MoodloopError(Exception):
 
 class ProtocolError(MoodloopError):
     """A message does not follow protocol v1 (bad frames, JSON, version or fields)."""
+
+
+class VersionError(ProtocolError):
+    """A message of another protocol version: the message says which side to upgrade."""
 
 
 class ConfigError(MoodloopError):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from moodloop.engine.errors import ConfigError, ProtocolError
+from moodloop.engine.errors import ConfigError, ProtocolError, VersionError
 
 __all__ = [
     "VERSION",
@@ -298,7 +298,7 @@ def _build(topic: str, payload: Any) -> Message:
     version = payload.get("v")
     if isinstance(version, bool) or version != VERSION:  # `true == 1` in Python, not on the wire
         hint = _upgrade_hint(version)
-        raise ProtocolError(f"{topic}: protocol version {version!r} is not supported; {hint}")
+        raise VersionError(f"{topic}: protocol version {version!r} is not supported; {hint}")
     fields = dataclasses.fields(cls)
     missing = [
         f.name

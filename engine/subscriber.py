@@ -28,7 +28,7 @@ __all__ = ["Subscriber"]
 
 log = logging.getLogger(__name__)
 
-# One warning per this many seconds at most, so a flood of bad messages cannot flood the log.
+# One warning per kind of problem per this many seconds at most, so bad messages cannot flood the log.
 _WARN_EVERY_S = 5.0
 _ASYNC_POLL_S = 0.01
 # A publisher flooding faster than poll() decodes would otherwise keep it draining forever;
@@ -90,7 +90,7 @@ class Subscriber(SocketOwner):
             self._socket.subscribe(topic.encode("ascii"))
         self._wanted = wanted
         self._dropped = 0
-        self._last_warning: float | None = None
+        self._last_warning: dict[type, float] = {}  # per kind of problem: a version mismatch is never hidden
         self._last_message: float | None = None
         self._emotion: Emotion | None = None
         self._status: Status | None = None
@@ -178,8 +178,8 @@ class Subscriber(SocketOwner):
             msg = decode(frames)
         except ProtocolError as exc:
             self._dropped += 1
-            if self._last_warning is None or now - self._last_warning >= _WARN_EVERY_S:
-                self._last_warning = now
+            if now - self._last_warning.get(type(exc), -math.inf) >= _WARN_EVERY_S:
+                self._last_warning[type(exc)] = now
                 log.warning("dropped a bad message (%d so far): %s", self._dropped, exc)
             return None
         if self.source is not None and msg.source != self.source:

@@ -344,6 +344,9 @@ def test_init_starts_from_local_weights(run_dir, data_dir, tmp_path, capsys):
     weights = [k for k in start if k.endswith("conv1.weight")]
     # With a vanishing learning rate the weights are still those it started from, not random ones.
     assert all(np.allclose(start[k].numpy(), warm[k].numpy(), atol=1e-5) for k in weights)
+    # last.pth too: beside the weights it holds the optimizer's state, fastcore and numpy types included.
+    train(data, tmp_path / "from_last", Recipe(arch="resnet18", epochs=1, batch_size=8, lr=1e-9), device="cpu",
+          init=run_dir / "last.pth")
 
 
 def test_init_from_weights_of_other_classes_is_refused_even_when_the_shapes_fit(run_dir, onnx_fp16, tmp_path):

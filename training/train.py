@@ -30,7 +30,7 @@ import torch
 
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger
-from fastai.learner import Learner
+from fastai.learner import Learner, load_model
 from fastai.torch_core import apply
 from fastai.callback.schedule import valley  # noqa: F401  (registers Learner.lr_find)
 
@@ -355,9 +355,10 @@ def _init_weights(init: Path, recipe: Recipe, classes: Sequence[str]) -> dict[st
 
         state = exported_weights(path)
     else:
-        with reading_model(path):
-            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
-            state = dict(state.get("model", state))  # last.pth also holds the optimizer
+        with reading_model(path):  # fastai's loader: weights_only, with the types last.pth's optimizer holds
+            holder = _WeightsOnly()
+            load_model(path, holder, None, with_opt=False, device="cpu")
+            state = holder.state
     model = build_model(recipe, len(classes))
     # BatchNorm's step counters are bookkeeping, not weights: exports do not carry them.
     state.update({k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")})
@@ -371,6 +372,13 @@ def _init_weights(init: Path, recipe: Recipe, classes: Sequence[str]) -> dict[st
         raise ConfigError(f"--init {path} was trained on classes {trained}, and this data has {list(classes)}: "
                           "start from weights trained on the same classes (and --merge), or from scratch.")
     return model.state_dict()
+
+
+class _WeightsOnly:
+    """Takes the model weights fastai's ``load_model`` reads, to be checked before they are used."""
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        self.state = dict(state)
 
 
 def _trained_classes(weights: Path) -> list[str] | None:

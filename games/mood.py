@@ -59,6 +59,7 @@ class Mood(Closeable):
         self.bars: dict[str, float] = dict.fromkeys(LABELS, 0.0)
         self.changes: list[StateChange] = []
         self.decision = Decision()
+        self._play_time = 0.0  # seconds of play so far: the director's clock
 
     def close(self) -> None:
         """Close the subscription."""
@@ -92,8 +93,9 @@ class Mood(Closeable):
         Args:
             frame: The frame number, to record when a state change arrived.
             dt: Seconds since the last frame, for the bars' smoothing.
-            playing: False while the game is paused or over: the director then decides
-                nothing and keeps its cooldown, and boredom must build up again in play.
+            playing: False while the game is paused or over: the director's clock stops (its
+                cooldown waits), it decides nothing but an absence, and boredom must build up
+                again in play.
         """
         if self._sub is not None:
             received = time.monotonic() - self._started
@@ -110,8 +112,12 @@ class Mood(Closeable):
         keep = math.exp(-dt / self._smoothing_s)
         for label in target.keys() | self.bars.keys():  # a retrained model may bring other labels
             self.bars[label] = keep * self.bars.get(label, 0.0) + (1 - keep) * target.get(label, 0.0)
-        # "unknown" is the director's only way to hold: it resets the boredom timer, not the cooldown.
-        self.decision = self._director.update(self.state if playing else "unknown")
+        # The director runs on play time, so a paused game cannot let its cooldown run out. Out of
+        # play it hears "unknown" (the boredom timer restarts, the cooldown holds), or "absent":
+        # an absent player who is also paused stays one pause, not two.
+        self._play_time += dt if playing else 0.0
+        state = self.state if playing or self.state == "absent" else "unknown"
+        self.decision = self._director.update(state, now=self._play_time)
         return self.decision
 
     def settle(self, frame: int) -> None:

@@ -193,10 +193,33 @@ def test_the_director_waits_while_the_game_is_paused_or_over(canvas, hold, resum
             game._tick(1 / 60)
         for _ in range(5):  # bored on every frame, and still held
             game._tick(1 / 60)
-        assert game.world.tally.waves == 0
+        assert game.world.wave is None
         pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=resume))
         game._tick(1 / 60)
-        assert game.world.tally.waves == 1 and game.world.wave is not None
+        assert game.world.wave is not None  # announced on the first frame back in play
+
+
+def test_the_cooldown_counts_play_time_and_a_paused_absent_player_stays_away():
+    endpoint = free_endpoint()
+    with Publisher(endpoint) as pub, Mood(endpoint, director=Director(bored_after=0.0, cooldown=10.0)) as mood:
+        deadline = time.monotonic() + 5
+        while mood.state != "bored":  # resend until the subscriber has joined; out of play meanwhile
+            assert time.monotonic() < deadline, "the mood never heard the publisher"
+            pub.publish(bored())
+            time.sleep(0.02)
+            mood.update(0, 1 / 60, playing=False)
+        assert mood.update(0, 0.5, playing=True).intervene  # the first wave
+        for _ in range(40):  # 20 s paused: the cooldown must not run out meanwhile
+            assert not mood.update(0, 0.5, playing=False).intervene
+        assert not any(mood.update(0, 0.5, playing=True).intervene for _ in range(19))  # 9.5 s of play
+        assert mood.update(0, 0.5, playing=True).intervene  # 10 s of play since the first
+        now = time.time()
+        while mood.state != "absent":
+            assert time.monotonic() < deadline + 5, "the absence never arrived"
+            pub.publish(State(t=now, state="absent", previous="bored", since=now, confidence=1.0))
+            time.sleep(0.02)
+            mood.update(0, 1 / 60, playing=False)
+        assert mood.update(0, 1 / 60, playing=False).pause  # paused by hand too: still one absence
 
 
 def test_an_unknown_mock_scenario_leaves_its_port_free():

@@ -3,7 +3,7 @@
 import pytest
 
 from moodloop.games.bot import autopilot
-from moodloop.games.rules import CURVE, PACE, WAVE, Controls, Rock, Tuning, World
+from moodloop.games.rules import CURVE, PACE, WAVE, Controls, Rock, Shot, Tuning, World
 
 DT = 1 / 60
 
@@ -56,8 +56,9 @@ def test_boredom_pace_ramps_in_and_adds_rocks():
 def test_wave_is_announced_then_spawns_with_a_gap():
     world = World(seed=3)
     world.react(intervene=True, intensity=0.0, away=False)
+    announced = world.wave
     world.react(intervene=True, intensity=0.0, away=False)  # one wave at a time
-    assert world.tally.waves == 1
+    assert world.wave is announced and world.tally.waves == 0  # counted once its first rock comes
     t = world.tuning
     lanes = set(world.wave.lanes)
     free = sorted(set(range(t.lanes)) - lanes)
@@ -67,7 +68,7 @@ def test_wave_is_announced_then_spawns_with_a_gap():
     run(world, 0.1 + t.wave_spacing_s * len(lanes))
     wave = [r for r in world.rocks if r.cause == WAVE]
     assert {round(r.y) for r in wave} == {round(t.lane_y(lane)) for lane in lanes}
-    assert world.wave is None
+    assert world.wave is None and world.tally.waves == 1
     assert world.tally.obstacles_boredom >= len(lanes)
 
 
@@ -171,3 +172,35 @@ def test_autopilot_survives_a_bored_minute():
         world.step(DT, autopilot(world))
     assert not world.over
     assert world.tally.destroyed > 0
+
+
+@pytest.mark.parametrize("fps", [60, 30, 20])
+def test_a_fast_rock_and_a_shot_cannot_pass_through_each_other_between_frames(fps):
+    world = World(seed=0)
+    world.rocks = [Rock(600, 300, 16, -1046, 0, CURVE, 1)]  # late-game pace at full boredom
+    world.shots = [Shot(560, 300)]  # 40 px apart, closing at about 2,000 px/s
+    world.step(1 / fps)
+    assert world.tally.destroyed == 1 and not world.shots
+
+
+def test_destroyed_rocks_score_with_the_boredom_multiplier_too():
+    scores = []
+    for boost in (0.0, 1.0):
+        world = World(seed=0)
+        world.boost = world.target = boost
+        world.rocks, world.shots = [Rock(600, 300, 16, 0, 0, CURVE, 1)], [Shot(596, 300)]
+        before = world.score
+        world._collide()
+        scores.append(world.score - before)
+    assert scores[1] == pytest.approx(scores[0] * (1 + world.tuning.boost_points))
+
+
+def test_a_wave_still_announced_at_game_over_never_comes_nor_counts():
+    world = World(seed=0)
+    world.react(intervene=True, intensity=0.0, away=False)
+    world.lives = 1
+    world.rocks = [Rock(world.x, world.y, 20, 0, 0, CURVE, 1)]  # on the ship: the last life goes
+    world.step(0.01)
+    assert world.over and world.wave is None and world.tally.waves == 0
+    world.react(intervene=False, intensity=0.0, away=True)  # an absence on the game-over screen
+    assert world.tally.pauses == 0  # is no pause: nothing is running

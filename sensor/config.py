@@ -195,6 +195,12 @@ class EngagementConfig:
     bored_sustain_s: float = 2.0
     engaged_sustain_s: float = 0.25
 
+    def __post_init__(self) -> None:
+        if self.bored_exit > self.bored_enter:  # a rule across two settings: the ranges cannot say it
+            raise ConfigError(f"bored_exit ({self.bored_exit}) in [engagement] is above bored_enter "
+                              f"({self.bored_enter}): bored would end and start again on the same frames. "
+                              "Keep bored_exit lower.")
+
 
 @dataclass(frozen=True)
 class SensorConfig:
@@ -234,11 +240,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             raise ConfigError(f"{name} in {where} must be a string (a file path), not {value!r}: "
                               "quote the path, or remove the setting.")
         kwargs[name] = value
-    built = cls(**kwargs)
-    if isinstance(built, EngagementConfig) and built.bored_exit > built.bored_enter:
-        raise ConfigError(f"bored_exit ({built.bored_exit}) in {where} is above bored_enter ({built.bored_enter}): "
-                          "bored would end and start again on the same frames. Keep bored_exit lower.")
-    return built
+    return cls(**kwargs)
 
 
 def _check_number(name: str, value: Any, default: float, where: str) -> None:

@@ -412,6 +412,16 @@ def test_quantize_skips_blank_faces_and_refuses_what_it_cannot_use(onnx_fp16, da
     assert float_model.read_bytes() == onnx_fp16.read_bytes()  # the float model is still there
 
 
+def test_quantize_on_one_split_scores_only_faces_it_did_not_calibrate_on(onnx_fp16, data_dir, tmp_path, capsys):
+    faces = data_dir / "validation"  # a plain folder of class subfolders: one split, 28 faces
+    argv = ["quantize", "--model", str(onnx_fp16), "--data", str(faces)]
+    assert main([*argv, "--out", str(tmp_path / "q.onnx"), "--images", "20"]) == 0
+    assert "calibrated on 20 faces; on all (8 images not used for calibration)" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "none.onnx"), "--images", "28"]) == 2
+    assert "leaving none to check the int8 model on" in capsys.readouterr().err
+    assert not (tmp_path / "none.onnx").exists()
+
+
 def test_export_and_quantize_check_the_data_classes_before_writing(run_dir, onnx_fp16, tmp_path, capsys):
     other = write_dataset(tmp_path / "other", classes=("cat", "dog"), train_per_class=2, valid_per_class=1)
     assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / "e.onnx"), "--verify", str(other)]) == 2

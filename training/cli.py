@@ -163,7 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quantize = _command(subparsers, "quantize", run_quantize, _QUANTIZE_EXAMPLES,
                         "make an exported model int8: about 4x faster in the sensor",
                         "Quantize a float moodloop model to int8 (onnxruntime static QDQ), calibrated "
-                        "on training faces, and compare it with its source on the validation split.")
+                        "on training faces, and compare it with its source on the validation split (data with one "
+                        "split: calibrated on part of it, compared on the rest).")
     quantize.add_argument("--model", type=Path, required=True, metavar="FILE",
                           help="the float .onnx model (`moodloop export` writes one)")
     _add_data(quantize)
@@ -341,14 +342,22 @@ def run_quantize(args: argparse.Namespace) -> int:
                           "retrained or quantized again) and write the int8 one to another file.")
     data = load_dataset(args.data, parse_merge(args.merge))
     label_columns(source.labels, data.classes)  # classes the model lacks fail before anything is written
-    pool = data.split("train") if "train" in data.splits else data.split(default_split(data))
-    chosen = np.sort(np.random.default_rng(0).permutation(len(pool))[:args.images])  # the same on every run
-    out = quantize(QuantizeConfig(args.model, args.out, args.flip), pool.images[chosen])
     name = default_split(data)
+    calibration = "train" if "train" in data.splits else name
+    pool = data.split(calibration)
+    chosen = np.sort(np.random.default_rng(0).permutation(len(pool))[:args.images])  # the same on every run
+    scored, unseen = data.split(name), ""
+    if calibration == name:  # one split: check the int8 model only on faces its calibration did not see
+        scored, unseen = scored.without(pool.names[i] for i in chosen), " not used for calibration"
+        if not len(scored):
+            raise ConfigError(f"--images {args.images} takes all {len(pool)} faces of {args.data} for calibration, "
+                              "leaving none to check the int8 model on: pass fewer --images, or data with a "
+                              "train split.")
+    out = quantize(QuantizeConfig(args.model, args.out, args.flip), pool.images[chosen])
     result = OnnxPredictor(out)
-    check = compare(source, result, data.split(name), data.classes)
+    check = compare(source, result, scored, data.classes)
     used = result.info.provenance["int8"]["calibration_images"]  # blank faces are skipped
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), calibrated on {used} faces; on {name} "
-          f"({check.images} images): {check.agreement:.2%} same predictions, accuracy float "
+          f"({check.images} images{unseen}): {check.agreement:.2%} same predictions, accuracy float "
           f"{check.reference_accuracy:.2%}, int8{' with flip' if args.flip else ''} {check.model_accuracy:.2%}")
     return 0

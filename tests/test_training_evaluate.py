@@ -6,7 +6,7 @@ import pytest
 
 from moodloop.engine.cli import build_parser
 from moodloop.engine.errors import ConfigError
-from moodloop.training.evaluate import TTA, evaluate, score
+from moodloop.training.evaluate import TTA, comparison_table, evaluate, format_evaluation, score
 from moodloop.training.predict import label_columns
 
 
@@ -29,6 +29,9 @@ def test_macro_f1_ignores_classes_absent_from_the_data():
     result = evaluate(np.eye(3)[[0, 2]], np.array([0, 0]), labels)  # one angry read as sad
     assert result.per_class["sad"]["support"] == 0 and result.per_class["sad"]["precision"] == 0.0
     assert result.macro_f1 == pytest.approx(result.per_class["angry"]["f1"])
+    sad = format_evaluation(result).splitlines()[-1].split()  # no recall or F1 without a sad face
+    assert sad == ["sad", "0.000", "-", "-", "0"]
+    assert comparison_table([result]).splitlines()[1].split()[-1] == "-"
 
 
 def test_data_classes_map_to_model_columns_by_name():

@@ -202,8 +202,7 @@ def comparison_table(results: Sequence[Evaluation]) -> str:
     width = max(len(r.model) for r in results) + 2
     header = f"{'model':<{width}}{'accuracy':>9}{'macroF1':>9}" + "".join(f"{label[:8]:>9}" for label in labels)
     rows = [f"{r.model:<{width}}{r.accuracy:>9.2%}{r.macro_f1:>9.3f}"
-            + "".join(f"{r.per_class[label]['f1']:>9.3f}" if label in r.per_class else f"{'-':>9}"
-                      for label in labels)
+            + "".join(_cell(r.per_class.get(label), "f1", 9) for label in labels)
             for r in results]
     return "\n".join([header, *rows])
 
@@ -213,6 +212,13 @@ def format_evaluation(result: Evaluation) -> str:
     lines = [f"{result.model} on {result.split} ({result.images} images{f', {result.tta} TTA' if result.tta else ''}): "
              f"accuracy {result.accuracy:.2%}, macro-F1 {result.macro_f1:.3f}",
              f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
-    lines += [f"{label:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10}"
+    lines += [f"{label:<12}{''.join(_cell(m, key, 10) for key in ('precision', 'recall', 'f1'))}{m['support']:>10}"
               for label, m in result.per_class.items()]
     return "\n".join(lines)
+
+
+def _cell(metrics: dict[str, float] | None, key: str, width: int) -> str:
+    """One figure of a class, or "-" where it has no meaning: a class the model lacks, or the
+    recall and F1 of a class the data lacks (0 in the JSON)."""
+    undefined = metrics is None or (key != "precision" and metrics["support"] == 0)
+    return f"{'-':>{width}}" if undefined else f"{metrics[key]:>{width}.3f}"

@@ -254,7 +254,8 @@ def _class_list(names: set[str], merge: Mapping[str, str]) -> list[str]:
         raise DataError(f"--merge names classes that are not in the data: {sorted(unknown)}; "
                         f"the data has {sorted(names)}.")
     merged = {merge.get(n, n) for n in names}
-    if created := sorted(set(merge.values()) - names):  # a rename, or a typo of an existing class
+    # A name outside the data and FER's classes is a rename, or a typo of an existing class.
+    if created := sorted(set(merge.values()) - names - set(FER_LABELS)):
         log.warning("--merge makes new classes %s; the data's classes are %s (check the spelling if you "
                     "meant to merge into one of them).", created, sorted(names))
     # FER's canonical order first, so a FER-derived model always reports classes the same way.

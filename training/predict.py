@@ -236,6 +236,6 @@ def label_columns(model_labels: Sequence[str], classes: Sequence[str]) -> np.nda
     missing = [c for c in classes if c not in model_labels]
     if missing:
         raise DataError(f"The data has classes {missing} that the model does not predict; the model "
-                        f"knows {list(model_labels)}. Map them with --merge, e.g. --merge "
-                        f"{missing[0]}={model_labels[0]}.")
+                        f"knows {list(model_labels)}. Map each onto one of those with --merge SRC=DST "
+                        f"(e.g. --merge {missing[0]}=CLASS), as the model's own training did if it merged classes.")
     return np.array([list(model_labels).index(c) for c in classes], dtype=np.int64)

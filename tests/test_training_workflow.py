@@ -8,6 +8,7 @@ Kept small for a busy 2-core CPU: ResNet18, 56 training images, two epochs.
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -514,9 +515,12 @@ def test_evaluate_run_and_onnx_side_by_side(run_dir, data_dir, onnx_fp16, tmp_pa
     assert 0 <= result["accuracy"] <= 1 and result["images"] == 28 and result["split"] == "valid"
     assert result["comparison"][0]["accuracy"] == result["accuracy"]
     assert set(result["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
-    assert sorted(p.name for p in plots.iterdir()) == [
-        "1-r18-confusion.png", "1-r18-top_losses.png", "2-model.onnx-confusion.png", "2-model.onnx-top_losses.png",
-        "3-model.onnx-confusion.png", "3-model.onnx-top_losses.png"]
+    table = out.split("macroF1")[1].splitlines()[1:4]  # namesakes go by the paths they were given
+    assert [row.split()[0] for row in table] == ["r18", str(onnx_fp16), str(namesake)]
+    assert result["model"] == "r18" and result["comparison"][1]["model"] == str(namesake)
+    stem = re.sub(r"[^\w.-]+", "_", str(namesake))
+    assert sorted(p.name for p in plots.iterdir())[:2] == ["1-r18-confusion.png", "1-r18-top_losses.png"]
+    assert len(list(plots.iterdir())) == 6 and (plots / f"3-{stem}-confusion.png").exists()
 
 
 def test_evaluate_whole_class_folder_with_flip_tta(onnx_fp16, tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -157,17 +157,22 @@ def run_evaluation(config: EvalConfig) -> list[Evaluation]:
     data = load_dataset(config.data, dict(config.merge))
     split_name = config.split or default_split(data)
     split = data.split(split_name)
-    results = []
-    for number, model in enumerate(config.models or (None,), 1):
+    models = config.models or (None,)
+    results, scored = [], []
+    for model in models:
         predictor = load_predictor(model, config.device)
         actual = label_columns(predictor.labels, data.classes)[split.labels]
         probs = score(predictor, split.images, config.tta)
-        result = evaluate(probs, actual, predictor.labels, model=predictor.name, split=split_name,
-                          tta=config.tta)
-        if config.plots:
-            # Numbered when several: two runs' best.pth must not overwrite each other's plots.
-            _plot(result, probs, actual, split, config, f"{number}-" if len(config.models) > 1 else "")
-        results.append(result)
+        results.append(evaluate(probs, actual, predictor.labels, model=predictor.name, split=split_name,
+                                tta=config.tta))
+        scored.append((probs, actual))
+    # Two runs' best.pth share a file name: such models go by the path they were given.
+    names = [r.model for r in results]
+    results = [replace(r, model=str(m)) if names.count(r.model) > 1 else r for r, m in zip(results, models)]
+    if config.plots:
+        for number, (result, (probs, actual)) in enumerate(zip(results, scored), 1):
+            # Numbered when several, so that no two plots can share a file name.
+            _plot(result, probs, actual, split, config, f"{number}-" if len(models) > 1 else "")
     if config.json:
         first, *others = (asdict(r) for r in results)
         config.json.parent.mkdir(parents=True, exist_ok=True)

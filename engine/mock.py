@@ -181,6 +181,7 @@ class MockSensor:
         self._forced: Segment | None = None
         self._start: float | None = None
         self._state = "unknown"
+        self._change: State | None = None  # the last state change, for the heartbeat
         self._probs = _mood("neutral", 0.5)
         self._next_emotion = self._next_status = -math.inf
         self.finished = False
@@ -229,9 +230,9 @@ class MockSensor:
                 return
 
     def _state_change(self, state: str, now: float) -> Message:
-        change = State(
-            t=now, state=state, previous=self._state, since=now, confidence=self._random.uniform(0.75, 0.95)
-        )
+        # As sure as a sensor that has seen a clear case; of "unknown" it is never sure.
+        confidence = 0.0 if state == "unknown" else self._random.uniform(0.75, 0.95)
+        change = self._change = State(t=now, state=state, previous=self._state, since=now, confidence=confidence)
         self._state = state
         self._next_status = now  # a heartbeat on every change, in this same step
         return self.publisher.publish(change)
@@ -259,4 +260,6 @@ class MockSensor:
         )
 
     def _status(self, now: float, uptime: float) -> Status:
-        return Status(t=now, state=self._state, fps=self.rate, camera="ok", model="mock", uptime_s=uptime)
+        change = self._change
+        return Status(t=now, state=self._state, fps=self.rate, camera="ok", model="mock", uptime_s=uptime,
+                      since=change.since if change else now - uptime, confidence=change.confidence if change else 0.0)

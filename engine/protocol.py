@@ -135,16 +135,12 @@ def _face(value: Any) -> tuple[int, int, int, int]:
     return (x, y, w, h)
 
 
-def _optional_count(value: Any) -> int | None:
-    return None if value is None else _count(value)
-
-
 # One checker per field name: a name means the same thing in every message type.
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "t": _number(),
     "seq": _count,
     "source": _text,
-    "frame": _optional_count,
+    "frame": _count,
     "probs": _distribution,
     "raw": _distribution,
     "label": _text,
@@ -179,10 +175,18 @@ class _Base:
         # message that exists is always a valid, JSON-encodable message.
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if value is None and field.default is None:  # an optional field left out
+                continue
             try:
                 object.__setattr__(self, field.name, _CHECKS[field.name](value))
             except ValueError as exc:
                 raise ProtocolError(f"{self.TOPIC}: bad field {field.name!r}: {exc}") from None
+        since = getattr(self, "since", None)
+        if since is not None and since > self.t:  # a game would see the state last a negative time
+            raise ProtocolError(
+                f"{self.TOPIC}: since ({since}) is later than t ({self.t}); a state cannot begin "
+                "after the message that announces it"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,14 +239,6 @@ class State(_Base):
     since: float
     confidence: float
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.since > self.t:  # a game would see the state last a negative time
-            raise ProtocolError(
-                f"{STATE}: since ({self.since}) is later than t ({self.t}); a state cannot begin "
-                "after the message that announces it"
-            )
-
 
 @dataclass(frozen=True, kw_only=True)
 class Status(_Base):
@@ -254,6 +250,8 @@ class Status(_Base):
         camera: One of CAMERA_STATES.
         model: Model name or path.
         uptime_s: Seconds since the sensor started.
+        since: UNIX time when ``state`` began, as in State (None from senders before it was added).
+        confidence: How sure the sensor is of ``state`` now, in [0, 1] (None likewise).
     """
 
     TOPIC: ClassVar[str] = STATUS
@@ -263,6 +261,8 @@ class Status(_Base):
     camera: str
     model: str
     uptime_s: float
+    since: float | None = None
+    confidence: float | None = None
 
 
 Message = Emotion | State | Status
@@ -274,10 +274,9 @@ _CLASSES: dict[str, type[Emotion] | type[State] | type[Status]] = {
 
 def _payload(msg: Message) -> dict[str, Any]:
     # Shallow on purpose (asdict deep-copies, 10x slower): json.dumps only reads the values.
-    payload = {"v": VERSION, **{f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}}
-    if payload["frame"] is None:
-        del payload["frame"]
-    return payload
+    # An optional field that is None is left out, as a sender that predates it would.
+    values = ((f.name, getattr(msg, f.name)) for f in dataclasses.fields(msg))
+    return {"v": VERSION, **{name: value for name, value in values if value is not None}}
 
 
 def _upgrade_hint(version: Any) -> str:

@@ -69,7 +69,9 @@ class Publisher(SocketOwner):
 
         Raises:
             ConfigError: The record file cannot be written (e.g. the disk is full).
+            MoodloopError: The publisher is closed.
         """
+        self._check_open()
         stamped = dataclasses.replace(msg, seq=self._seq, source=self.source)
         self._seq += 1
         # PUB drops at the high-water mark instead of blocking; NOBLOCK makes sure of it.

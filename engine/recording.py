@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from moodloop.engine.errors import ConfigError, DataError, ProtocolError
 from moodloop.engine.lifecycle import Closeable
-from moodloop.engine.protocol import Message, State, from_record, to_record
+from moodloop.engine.protocol import Message, from_record, to_record
 
 if TYPE_CHECKING:
     from moodloop.engine.publisher import Publisher
@@ -125,8 +125,8 @@ def replay(
 ) -> int:
     """Republish a recording, spacing messages as their capture times ``t`` were spaced.
 
-    The times are moved to the replay's (the first message's ``t`` becomes now, a state's
-    ``since`` moves with it): a game judges a message's freshness by ``t``.
+    The times are moved to the replay's (the first message's ``t`` becomes now, the ``since`` of
+    a state or heartbeat moves with it): a game judges a message's freshness by ``t``.
 
     Args:
         path: The recording to play.
@@ -155,7 +155,8 @@ def replay(
 
 
 def _moved(msg: Message, seconds: float) -> Message:
-    """``msg`` with its times (``t``, and a state's ``since``) moved by ``seconds``."""
-    if isinstance(msg, State):
-        return replace(msg, t=msg.t + seconds, since=msg.since + seconds)
-    return replace(msg, t=msg.t + seconds)
+    """``msg`` with its times (``t``, and the ``since`` of a state or heartbeat) moved by ``seconds``."""
+    since = getattr(msg, "since", None)
+    if since is None:
+        return replace(msg, t=msg.t + seconds)
+    return replace(msg, t=msg.t + seconds, since=since + seconds)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import numbers
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 import zmq
 
-from moodloop.engine.errors import ConfigError, MoodloopError, ProtocolError
+from moodloop.engine.errors import ConfigError, ProtocolError
 from moodloop.engine.protocol import (
     DEFAULT_ENDPOINT,
     STATUS,
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # One warning per kind of problem per this many seconds at most, so bad messages cannot flood the log.
 _WARN_EVERY_S = 5.0
+# One process's heartbeats advance its uptime as fast as their time stamps, give or take this.
+_UPTIME_SLACK_S = 1.0
 _ASYNC_POLL_S = 0.01
 # A publisher flooding faster than poll() decodes would otherwise keep it draining forever;
 # this is far more than ever sits queued (RECEIVE_OPTIONS) at a sane rate.
@@ -73,10 +76,14 @@ class Subscriber(SocketOwner):
         bind: bool = False,
         source: str | None = None,
     ) -> None:
+        if not isinstance(topics, (str, Iterable)):
+            raise ConfigError(f"topics must be a topic name or a list of them, of {', '.join(TOPICS)}; "
+                              f"not {topics!r}.")
         wanted = {topic_named(name) for name in ([topics] if isinstance(topics, str) else topics)}
         if not wanted:
             raise ConfigError(f"topics is empty: name one or more of {', '.join(TOPICS)} (default: all).")
-        if not (math.isfinite(offline_after) and offline_after > 0):
+        if not (isinstance(offline_after, numbers.Real) and not isinstance(offline_after, bool)
+                and math.isfinite(offline_after) and offline_after > 0):
             raise ConfigError(
                 f"offline_after must be a positive number of seconds such as 3.0, not {offline_after!r}."
             )
@@ -90,11 +97,13 @@ class Subscriber(SocketOwner):
             self._socket.subscribe(topic.encode("ascii"))
         self._wanted = wanted
         self._dropped = 0
-        self._last_warning: dict[type, float] = {}  # per kind of problem: a version mismatch is never hidden
-        self._last_message: float | None = None
+        self._last_warning: dict[object, float] = {}  # per kind of problem: a version mismatch is never hidden
+        self._last_message: float | None = None  # local clock
+        self._last_t: float | None = None  # the sender's clock
         self._emotion: Emotion | None = None
         self._status: Status | None = None
         self._state = "unknown"
+        self._confidence: float | None = None
         # Local-clock time the current state began (by the sensor's `since` when known).
         self._state_began = 0.0
 
@@ -127,8 +136,11 @@ class Subscriber(SocketOwner):
     def messages(self, timeout: float | None = None) -> Iterator[Message]:
         """Yield messages as they arrive, blocking between them.
 
+        Ends when the subscriber is closed, e.g. from inside the loop.
+
         Args:
-            timeout: Stop after this many seconds without any message; None waits forever.
+            timeout: Stop after this many seconds without a message of ``topics`` (heartbeats
+                not asked for do not count); None waits forever.
 
         Raises:
             MoodloopError: The subscriber is closed.
@@ -140,19 +152,20 @@ class Subscriber(SocketOwner):
     def _next_messages(self, timeout: float | None) -> list[Message]:
         """Wait for :meth:`poll` to return messages; [] after ``timeout`` seconds without."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        while not self._socket.closed:
             wait_ms = None if deadline is None else max(0, round((deadline - time.monotonic()) * 1000))
             if not self._socket.poll(wait_ms):
                 return []
             # Bad messages, other players' and heartbeats not asked for wake the socket too, unheard.
             if (received := self.poll()) or wait_ms == 0:
                 return received
+        return []
 
     async def amessages(self, timeout: float | None = None) -> AsyncIterator[Message]:
         """Asynchronously yield messages as they arrive, without blocking the event loop.
 
         Args:
-            timeout: Stop after this many seconds without any message; None waits forever.
+            timeout: Stop after this many seconds without a message of ``topics``; None waits forever.
 
         Raises:
             MoodloopError: The subscriber is closed.
@@ -168,26 +181,23 @@ class Subscriber(SocketOwner):
             else:
                 await asyncio.sleep(_ASYNC_POLL_S)
 
-    def _check_open(self) -> None:
-        if self._socket.closed:
-            raise MoodloopError("This Subscriber is closed; create a new one to receive again.")
-
     def _accept(self, frames: Sequence[bytes]) -> Message | None:
         now = self._clock()
         try:
             msg = decode(frames)
         except ProtocolError as exc:
             self._dropped += 1
-            if now - self._last_warning.get(type(exc), -math.inf) >= _WARN_EVERY_S:
-                self._last_warning[type(exc)] = now
-                log.warning("dropped a bad message (%d so far): %s", self._dropped, exc)
+            self._warn(type(exc), now, "dropped a bad message (%d so far): %s", self._dropped, exc)
             return None
         if self.source is not None and msg.source != self.source:
             return None
         # First contact, back after an outage, or a new sensor process: forget the old state.
-        if not self.online or self._restarted(msg):
-            self._state, self._state_began = "unknown", now
-        self._last_message = now
+        # Silence the sender's clock does not show is the caller's (a loading screen that did
+        # not poll): its messages waited in the queue.
+        outage = not self.online and (self._last_t is None or msg.t - self._last_t > self.offline_after)
+        if outage or self._restarted(msg):
+            self._state, self._state_began, self._confidence = "unknown", now, None
+        self._last_message, self._last_t = now, msg.t
         if isinstance(msg, Emotion):
             self._emotion = msg
         else:
@@ -196,25 +206,34 @@ class Subscriber(SocketOwner):
             self._set_state(msg, now)
         return msg if msg.TOPIC in self._wanted else None
 
+    def _warn(self, kind: object, now: float, message: str, *args: object) -> None:
+        if now - self._last_warning.get(kind, -math.inf) >= _WARN_EVERY_S:
+            self._last_warning[kind] = now
+            log.warning(message, *args)
+
     def _restarted(self, msg: Message) -> bool:
         """Whether ``msg`` is the heartbeat of a new process of the last heartbeat's sender.
 
         A sensor restarted faster than ``offline_after`` never looks offline, but its uptime
-        starts again from zero.
+        starts again from zero. An uptime that leaps ahead of the clock is another process
+        sending under the same source name: said, since their states then mix.
         """
         last = self._status
-        return (
-            isinstance(msg, Status)
-            and last is not None
-            and msg.source == last.source
-            and msg.uptime_s < last.uptime_s
-        )
+        if not isinstance(msg, Status) or last is None or msg.source != last.source:
+            return False
+        if msg.uptime_s - last.uptime_s > msg.t - last.t + _UPTIME_SLACK_S:
+            self._warn("same source", self._clock(),
+                       "two sensors publish as source %r and their states mix: give each its own "
+                       "--source-id (and follow one with Subscriber(source=...)).", msg.source)
+        return msg.uptime_s < last.uptime_s
 
     def _set_state(self, msg: State | Status, now: float) -> None:
         if msg.state != self._state:
             self._state, self._state_began = msg.state, now
-        if isinstance(msg, State):  # the sensor says how long ago the state began
+        if msg.since is not None:  # the sensor says how long ago the state began
             self._state_began = now - (msg.t - msg.since)
+        if msg.confidence is not None:
+            self._confidence = msg.confidence
 
     # --- the view --------------------------------------------------------------------------
 
@@ -232,12 +251,22 @@ class Subscriber(SocketOwner):
     def state_age(self) -> float | None:
         """Seconds the current state has lasted, or None when offline.
 
-        Measured from the sensor's ``since`` when a state message announced it; a late joiner
-        that learned the state from a heartbeat counts from when it first heard it.
+        Measured from the sensor's ``since`` (in every state message and heartbeat); from a
+        sensor too old to send it in heartbeats, a late joiner counts from when it first heard
+        the state.
         """
         if not self.online:
             return None
         return self._clock() - self._state_began
+
+    @property
+    def state_confidence(self) -> float | None:
+        """How sure the sensor is of :attr:`state`, in [0, 1]; None when offline or not yet told.
+
+        Updated by every state message and heartbeat; a game that acts on ``bored`` may wait
+        for, say, 0.7.
+        """
+        return self._confidence if self.online else None
 
     @property
     def emotion(self) -> Emotion | None:

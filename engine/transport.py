@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import zmq
 
-from moodloop.engine.errors import ConfigError
+from moodloop.engine.errors import ConfigError, MoodloopError
 from moodloop.engine.lifecycle import Closeable
 
 __all__ = ["RELAY_FRONTEND", "RECEIVE_OPTIONS", "SEND_OPTIONS", "SocketOwner", "open_socket"]
@@ -60,7 +60,8 @@ def open_socket(
     problem = f"Could not {verb} the {role} to {endpoint}"
     example = "Use an address like tcp://127.0.0.1:5556."
     if _port_out_of_range(endpoint):
-        raise ConfigError(f"{problem}: a TCP port must be 1 to 65535, or * to pick a free one. {example}")
+        free = ", or * to pick a free one" if bind else ""  # a connection needs the port itself
+        raise ConfigError(f"{problem}: a TCP port must be 1 to 65535{free}. {example}")
     socket = zmq.Context.instance().socket(kind)
     socket.setsockopt(zmq.LINGER, 0)  # closing drops unsent messages (Publisher gives them 200 ms)
     for option, value in (options or {}).items():
@@ -111,8 +112,17 @@ class SocketOwner(Closeable):
 
     @property
     def endpoint(self) -> str:
-        """The actual address, with the port filled in when bound to ``:*``."""
+        """The actual address, with the port filled in when bound to ``:*``.
+
+        Raises:
+            MoodloopError: The socket is closed.
+        """
+        self._check_open()
         return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def _check_open(self) -> None:
+        if self._socket.closed:
+            raise MoodloopError(f"This {type(self).__name__} is closed; create a new one to use it again.")
 
     def close(self) -> None:
         """Close the socket; anything still unsent after ``_close_linger_ms`` is discarded."""

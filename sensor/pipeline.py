@@ -147,6 +147,7 @@ class Sensor:
         self._frames = self._faces = 0
         self._entered: Counter[str] = Counter()
         self._start = time.monotonic()
+        self._since = time.time()  # UNIX time the current state began, for the heartbeat
         self._next_status = 0.0
         self._last_status: tuple[str, str] | None = None
         self._rate: deque[float] = deque()
@@ -225,6 +226,7 @@ class Sensor:
 
     def _publish_state(self, engagement: Engagement, since: float, t: float, index: int | None) -> None:
         self._entered[engagement.state] += 1
+        self._since = since
         self._sink.publish(State(t=t, frame=index, state=engagement.state, previous=engagement.previous,
                                  since=since, confidence=engagement.confidence))
 
@@ -247,8 +249,10 @@ class Sensor:
         if current == self._last_status and (final or now < self._next_status):
             return
         self._next_status, self._last_status = now + self._config.status_every_s, current
-        self._sink.publish(Status(t=time.time(), state=current[0], fps=self._fps(), camera=camera,
-                                  model=self._model.name, uptime_s=now - self._start))
+        t = time.time()
+        self._sink.publish(Status(t=t, state=current[0], fps=self._fps(), camera=camera, model=self._model.name,
+                                  uptime_s=now - self._start, since=min(self._since, t),
+                                  confidence=self._estimator.current.confidence))
 
 
 @dataclass(frozen=True)

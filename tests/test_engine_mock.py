@@ -52,6 +52,8 @@ def test_bored_scenario_publishes_all_topics_at_their_rates():
     assert len(emotions) == pytest.approx(15 * 12, abs=3)
     statuses = [m for m in sent if isinstance(m, Status)]
     assert len(statuses) == pytest.approx(12 + 1, abs=1)  # every second, plus one on the change
+    last_change = [m for m in sent if isinstance(m, State)][-1]
+    assert (statuses[-1].since, statuses[-1].confidence) == (last_change.since, last_change.confidence)
     engaged = [m for m in emotions if m.t < 1_700_000_004.0]
     bored = [m for m in emotions if m.t > 1_700_000_006.0]
     assert sum(m.label == "happy" for m in engaged) > 0.8 * len(engaged)
@@ -68,6 +70,19 @@ def test_absent_sends_no_emotion_but_keeps_the_heartbeat():
         sent = play(MockSensor(script, pub, clock=clock), clock, 3.0)
     assert not any(isinstance(m, Emotion) for m in sent)
     assert [m.state for m in sent if isinstance(m, Status)] == ["absent"] * 3
+
+
+def test_the_mock_is_never_sure_of_unknown():
+    clock = FakeClock()
+    start = clock.now
+    with Publisher(ANY_PORT) as pub:
+        sensor = MockSensor(Scenario((Segment("unknown", 5.0),)), pub, clock=clock)
+        heartbeats = [m for m in play(sensor, clock, 2.0) if isinstance(m, Status)]
+        assert [(m.state, m.since, m.confidence) for m in heartbeats] == [("unknown", start, 0.0)] * 2
+        sensor.force("bored")
+        assert [m.confidence > 0.7 for m in play(sensor, clock, 0.1) if isinstance(m, State)] == [True]
+        sensor.force("unknown")
+        assert [m.confidence for m in play(sensor, clock, 0.1) if isinstance(m, State)] == [0.0]
 
 
 def test_forced_state_and_finite_script(tmp_path):
@@ -124,7 +139,7 @@ def test_record_then_replay_keeps_the_timing(tmp_path):
     assert arrivals[0][1].t == pytest.approx(now, abs=0.1)
     for (arrived, msg), original in zip(arrivals, recorded):
         assert msg.t - original.t == pytest.approx(moved) and arrived == pytest.approx(original.t - recorded[0].t, abs=0.1)
-        if isinstance(msg, State):
+        if isinstance(msg, (State, Status)):  # and a heartbeat's since
             assert msg.since - msg.t == pytest.approx(original.since - original.t)
 
 

@@ -188,6 +188,10 @@ def test_a_subscriber_to_one_topic_stays_online_on_the_heartbeat_it_does_not_ret
         ({"offline_after": -1.0}, "offline_after"),
         ({"offline_after": math.nan}, "offline_after"),
         ({"offline_after": math.inf}, "offline_after"),
+        ({"offline_after": "3"}, "offline_after"),
+        ({"offline_after": None}, "offline_after"),
+        ({"offline_after": True}, "offline_after"),
+        ({"topics": None}, "topic name or a list"),
     ],
 )
 def test_bad_options_say_what_is_wrong(options, complaint):
@@ -195,13 +199,63 @@ def test_bad_options_say_what_is_wrong(options, complaint):
         Subscriber(ANY_PORT, bind=True, **options)
 
 
-def test_receiving_after_close_says_the_subscriber_is_closed():
-    sub = Subscriber(ANY_PORT, bind=True)
+def test_using_a_closed_subscriber_or_publisher_says_it_is_closed():
+    sub, pub = Subscriber(ANY_PORT, bind=True), Publisher(ANY_PORT)
     sub.close()
-    with pytest.raises(MoodloopError, match="closed"):
-        sub.poll()
-    with pytest.raises(MoodloopError, match="closed"):
-        list(sub.messages(timeout=0.1))
+    pub.close()
+    for use in (sub.poll, lambda: list(sub.messages(timeout=0.1)), lambda: sub.endpoint,
+                lambda: pub.publish(status()), lambda: pub.endpoint):
+        with pytest.raises(MoodloopError, match="is closed; create a new one"):
+            use()
+
+
+def test_closing_inside_the_message_loop_ends_it():
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
+        until_flowing(pub, sub, status())
+        pub.publish(state())
+        seen = []
+        for msg in sub.messages(timeout=1.0):
+            seen.append(msg.TOPIC)
+            sub.close()
+        assert seen == ["moodloop.state"]
+
+
+def test_a_caller_that_stopped_polling_keeps_the_state_and_its_age():
+    """A loading screen longer than offline_after is no outage: the sensor's clock ran on."""
+    clock, t = FakeClock(), time.time()
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:
+        until_flowing(pub, sub, status(t=t, state="bored"))  # a sender without `since`
+        for second in range(1, 6):  # five heartbeats queue up while the game does not poll
+            clock.advance(1.0)
+            pub.publish(status(t=t + second, state="bored"))
+        assert not sub.online and sub.state == "unknown"
+        assert len(list(sub.messages(timeout=0.5))) == 5
+        assert sub.state == "bored" and sub.state_age == pytest.approx(5.0)
+        clock.advance(4.0)  # a real outage: four seconds of the sender's clock without a word
+        pub.publish(status(t=t + 9, state="bored"))
+        assert len(list(sub.messages(timeout=0.5))) == 1 and sub.state_age == pytest.approx(0.0)
+
+
+def test_heartbeats_carry_the_states_age_and_confidence():
+    clock, t = FakeClock(), time.time()
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:
+        assert sub.state_confidence is None
+        until_flowing(pub, sub, status(t=t, state="bored", since=t - 12.0, confidence=0.8))
+        assert sub.state_age == pytest.approx(12.0) and sub.state_confidence == 0.8  # a late joiner knows
+        pub.publish(state(t=t + 1, state="engaged", since=t + 1, confidence=0.6))
+        assert len(list(sub.messages(timeout=0.5))) == 1 and sub.state_confidence == 0.6
+        clock.advance(3.5)
+        assert sub.state_confidence is None and sub.state_age is None  # offline
+
+
+def test_two_sensors_under_one_source_name_are_told_apart(caplog):
+    t = time.time()
+    with Publisher(ANY_PORT, source="mock") as pub, Subscriber(pub.endpoint) as sub:
+        until_flowing(pub, sub, status(t=t, uptime_s=10.0))
+        for dt, uptime in ((0.5, 2.5), (1.0, 11.0), (1.5, 3.5)):  # their heartbeats interleave
+            pub.publish(status(t=t + dt, uptime_s=uptime))
+        assert len(list(sub.messages(timeout=0.5))) == 3
+    assert caplog.text.count("two sensors publish as source 'mock'") == 1  # once, not per heartbeat
 
 
 def test_bound_subscriber_with_connecting_publisher():

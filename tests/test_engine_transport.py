@@ -39,8 +39,9 @@ def test_an_address_held_for_good_is_reported_after_a_short_retry():
 @pytest.mark.parametrize("make", [Publisher, Subscriber])
 def test_ports_outside_1_to_65535_are_refused(make, port):
     # libzmq itself would bind 99999 as port 34463 and connect to it forever in vain.
-    with pytest.raises(ConfigError, match="port must be 1 to 65535"):
+    with pytest.raises(ConfigError, match="port must be 1 to 65535") as refused:
         make(f"tcp://127.0.0.1:{port}")
+    assert ("or * to pick a free one" in str(refused.value)) == (make is Publisher)  # a subscriber connects
 
 
 def test_a_huge_frame_is_refused_unread():

@@ -47,6 +47,8 @@ def test_frames_are_topic_then_json_object():
         "state": "engaged", "fps": 15.0, "camera": "ok", "model": "mock", "uptime_s": 3.0,
     }  # fmt: skip
     assert "frame" in json.loads(encode(status(frame=0))[1])
+    beat = status(t=5.0, since=1.5, confidence=0.8)  # optional: an older sender left them out (below)
+    assert json.loads(encode(beat)[1])["since"] == 1.5 and decode(encode(beat)) == beat
 
 
 def test_decode_ignores_unknown_fields_and_accepts_integers():
@@ -86,6 +88,8 @@ def test_records_round_trip():
         (status, {"seq": -1}, "seq"),
         (status, {"frame": 1.5}, "frame"),
         (status, {"fps": True}, "fps"),
+        (status, {"t": 100.0, "since": 100.5}, "since .* is later than t"),
+        (status, {"confidence": -0.1}, "confidence"),
     ],
 )
 def test_invalid_fields_are_rejected(make, changes, complaint):

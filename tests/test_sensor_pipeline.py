@@ -93,6 +93,10 @@ def test_recorded_session_is_protocol_valid_with_the_expected_states(tmp_path):
     assert emotions[0].label == "neutral" and emotions[-1].label == "happy"
     assert isinstance(messages[0], Status) and messages[-1].camera == "none"
     assert all(0 <= e.latency_ms < 1000 for e in emotions)
+    since = messages[0].since  # each heartbeat tells when the state began, and how sure the sensor is
+    for msg in messages:
+        since = msg.since if isinstance(msg, State) else since
+        assert not isinstance(msg, Status) or (msg.since == since and 0 <= msg.confidence <= 1)
 
 
 def test_fast_and_paced_runs_produce_the_same_events(tmp_path):

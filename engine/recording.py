@@ -68,6 +68,7 @@ class Recorder(Closeable):
         Raises:
             ConfigError: The line could not be written (e.g. the disk is full); the recording
                 is closed, keeping the lines written before.
+            BrokenPipeError: The program reading a piped recording stopped (closed likewise).
         """
         try:
             self._file.write(record_line(msg) + "\n")
@@ -76,6 +77,8 @@ class Recorder(Closeable):
             # Closing flushes the unwritten line again and fails again: close() must not.
             with contextlib.suppress(OSError):
                 self._file.close()
+            if isinstance(exc, BrokenPipeError):  # the reader of a piped recording stopped: not an error
+                raise
             raise ConfigError(
                 f"Could not write to the recording {self.path}: {exc.strerror}. The lines before "
                 "are kept; free some disk space or record to another disk."

@@ -204,6 +204,8 @@ class Subscriber(SocketOwner):
             if isinstance(msg, Status):
                 self._status = msg
             self._set_state(msg, now)
+        if isinstance(msg, Status) and msg.camera == "none":  # the sensor's last word: it stopped
+            self._last_message = None  # offline now, not offline_after seconds later
         return msg if msg.TOPIC in self._wanted else None
 
     def _warn(self, kind: object, now: float, message: str, *args: object) -> None:
@@ -239,7 +241,8 @@ class Subscriber(SocketOwner):
 
     @property
     def online(self) -> bool:
-        """Whether any message arrived within the last ``offline_after`` seconds."""
+        """Whether any message arrived within the last ``offline_after`` seconds, and the last
+        heartbeat was not the sensor's final one (camera ``none``)."""
         return self._last_message is not None and self._clock() - self._last_message <= self.offline_after
 
     @property

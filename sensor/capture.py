@@ -179,7 +179,9 @@ class VideoSource(_OpenCVSource):
         self.path = Path(path)
         self.name = self.path.name
         self.fps = 30.0
-        self._announced = self._grabbed = 0  # frames the header announces (0: unknown), frames read
+        # Frames the header announces (0: unknown), the next frame's number, frames decoded,
+        # and damaged frames in a row.
+        self._announced = self._position = self._grabbed = self._failed = 0
 
     def open(self) -> None:
         """Open the file or raise SourceError."""
@@ -191,31 +193,56 @@ class VideoSource(_OpenCVSource):
                 "decode. Try an .mp4 or .avi file, or an image folder."
             )
         fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1.0 <= fps <= 240.0 else 30.0  # some containers report 0 or nonsense
+        self.fps = fps if 0.1 <= fps <= 1000.0 else 30.0  # some containers report 0 or nonsense
+        if self.fps != fps:
+            log.warning("%s reports %s frames per second; its clock assumes 30 (the times of its states "
+                        "may be off: re-encode it with a real frame rate if they matter).", self.path, fps)
         self._announced = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
-        """The next frame; None if it cannot be decoded; EndOfSource at the end."""
-        if self._cap is None or not self._cap.grab():
-            self._check_complete()
+        """The next frame; None if it cannot be decoded; EndOfSource at the end.
+
+        Raises:
+            SourceError: The file ended without one frame that could be decoded.
+        """
+        if self._cap is None:
             raise EndOfSource
-        self._grabbed += 1
-        ok, image = self._cap.retrieve()
-        return image if ok else None
+        self._position += 1
+        if self._cap.grab():
+            ok, image = self._cap.retrieve()
+            self._grabbed += ok
+            self._failed = 0
+            return image if ok else None
+        # A damaged frame fails like the end of the file: while the header promises more, seek
+        # past it (a second's worth in a row at most, which a cut-short file soon runs out of).
+        self._failed += 1
+        if self._position < self._announced and self._failed <= self.fps:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._position)
+            return None
+        if not self._grabbed:
+            raise SourceError(f"No frame of {self.path} could be decoded: the file is damaged or its codec is "
+                              "missing here. Check that it plays in another app, or convert it to .mp4.")
+        self._check_complete()
+        raise EndOfSource
 
     def _check_complete(self) -> None:
         """Warn when the file ended over a second and 5 % early (some containers estimate the count)."""
-        missing = self._announced - self._grabbed
+        reached = self._position - self._failed  # the frames before the failures that ended it
+        missing = self._announced - reached
         if missing > max(self.fps, 0.05 * self._announced):
             log.warning("%s ended after %d of the %d frames its header announces: the file is probably "
                         "truncated or damaged, and its last %.1f s were not analysed. Check that it plays to "
-                        "the end in another app, or record it again.", self.path, self._grabbed,
+                        "the end in another app, or record it again.", self.path, reached,
                         self._announced, missing / self.fps)
 
 
 class ImageFolderSource:
-    """A slideshow of the images in a folder (sorted by name), each shown for a while."""
+    """A slideshow of the images in a folder (sorted by name), or of one image, each shown for a while.
+
+    An image that cannot be decoded is named once and its slide's frames count as unreadable,
+    so that frame numbers keep mapping to images (frame // frames per slide).
+    """
 
     live = False
 
@@ -225,11 +252,14 @@ class ImageFolderSource:
         self.fps = config.image_fps
         self._repeat = max(1, round(config.image_seconds * config.image_fps))
         self._files: list[Path] = []
-        self._position = 0
+        self._position = self._decoded = 0
         self._image: np.ndarray | None = None
 
     def open(self) -> None:
         """List the images or raise SourceError when there are none."""
+        if self.path.is_file():
+            self._files = [self.path]
+            return
         try:
             self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         except OSError as exc:
@@ -242,17 +272,24 @@ class ImageFolderSource:
         self._position = 0
 
     def read(self) -> np.ndarray | None:
-        """The current slide; None if its file cannot be decoded; EndOfSource after the last."""
+        """The current slide; None if its file cannot be decoded; EndOfSource after the last.
+
+        Raises:
+            SourceError: None of the images could be decoded.
+        """
         slide, repeat = divmod(self._position, self._repeat)
         if slide >= len(self._files):
+            if not self._decoded:
+                raise SourceError(f"None of the {len(self._files)} images of {self.path} could be decoded: "
+                                  "are they damaged, or not the images their names say?")
             raise EndOfSource
         self._position += 1
         if repeat == 0:
             self._image = cv2.imread(str(self._files[slide]), cv2.IMREAD_COLOR)
-            if self._image is None:  # one unreadable frame, not a slide's worth of them
+            self._decoded += self._image is not None
+            if self._image is None:
                 log.warning("Skipped %s: OpenCV cannot decode it (damaged, or not the image its name says).",
                             self._files[slide])
-                self._position = (slide + 1) * self._repeat
         return self._image
 
     def close(self) -> None:
@@ -269,7 +306,9 @@ def open_source(spec: str, config: CaptureConfig = CaptureConfig()) -> Source:
     source = parse_source(spec)
     if isinstance(source, int):
         return CameraSource(source, config)
-    return ImageFolderSource(source, config) if source.is_dir() else VideoSource(source)
+    if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFolderSource(source, config)
+    return VideoSource(source)
 
 
 @dataclass(frozen=True)

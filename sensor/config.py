@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -40,6 +41,8 @@ __all__ = [
     "load_config",
     "parse_source",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,9 @@ def parse_source(spec: str) -> int | Path:
     if not spec.strip():  # Path("") is the current folder: never what an empty --source meant
         raise SourceError("--source is empty: pass a camera index (0, 1, ...), a video file or an image folder.")
     if spec.isdigit():
+        if Path(spec).exists():  # a camera index wins, as documented; the path is one ./ away
+            log.warning("--source %s means camera %s; for the %s of that name here, pass --source ./%s.",
+                        spec, spec, "folder" if Path(spec).is_dir() else "file", spec)
         return int(spec)
     # A Linux camera device (or a udev link to one, /dev/v4l/by-id/...) is the camera of that index.
     if device := re.fullmatch(r"/dev/video(\d+)", os.path.realpath(spec)):

@@ -167,6 +167,21 @@ def test_a_recording_can_go_to_a_pipe(tmp_path):
     assert received == [msg]
 
 
+def test_a_piped_recording_whose_reader_stopped_is_no_disk_error(tmp_path):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+
+    def read_one_line() -> None:  # as `| head -1` does
+        with fifo.open() as stream:
+            stream.readline()
+
+    threading.Thread(target=read_one_line, daemon=True).start()
+    msg = Status(t=1.0, state="bored", fps=15.0, camera="ok", model="m", uptime_s=1.0)
+    with Recorder(fifo) as recorder, pytest.raises(BrokenPipeError):  # the CLI exits 0 on it
+        for _ in range(100_000):
+            recorder.write(msg)
+
+
 RECORD_UNTIL_FULL = """
 import resource, signal, sys
 from moodloop.engine import ConfigError, Recorder, Status

@@ -37,6 +37,17 @@ def test_dead_publisher_is_detected_offline_by_the_clock():
         assert sub.status is not None  # the last reading stays available
 
 
+def test_a_sensor_that_says_it_stopped_is_offline_at_once():
+    clock = FakeClock()
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:
+        until_flowing(pub, sub, status(state="engaged"))
+        pub.publish(status(state="engaged", camera="none"))  # its final heartbeat: the video ended
+        assert len(list(sub.messages(timeout=0.5))) == 1
+        assert not sub.online and sub.state == "unknown" and sub.status.camera == "none"
+        pub.publish(status(state="bored", uptime_s=0.2))  # a new sensor comes
+        assert len(list(sub.messages(timeout=0.5))) == 1 and sub.online and sub.state == "bored"
+
+
 def test_state_age_follows_the_sensors_since():
     clock = FakeClock()
     with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:

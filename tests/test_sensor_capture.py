@@ -162,16 +162,55 @@ def test_an_image_that_cannot_be_decoded_is_named_and_skipped(tmp_path, caplog):
     cv2.imwrite(str(tmp_path / "c.png"), np.full((8, 8, 3), 200, np.uint8))
     source = ImageFolderSource(tmp_path, CaptureConfig(image_seconds=0.5, image_fps=4))
     source.open()
-    frames = [source.read() for _ in range(5)]
+    frames = [source.read() for _ in range(6)]
     with pytest.raises(EndOfSource):
         source.read()
-    assert [None if f is None else int(f[0, 0, 0]) for f in frames] == [10, 10, None, 200, 200]
-    assert "b.png" in caplog.text
+    # its slide's frames are unreadable, so frame numbers still map to images (frame // 2)
+    assert [None if f is None else int(f[0, 0, 0]) for f in frames] == [10, 10, None, None, 200, 200]
+    assert caplog.text.count("b.png") == 1
 
 
-def test_open_source_dispatch(tmp_path):
+def test_sources_with_nothing_decodable_are_errors_not_empty_results(tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"not a png")
+    video = write_video(tmp_path / "v.avi", (gray(i) for i in range(30)), fps=30)
+    header_only = tmp_path / "header.avi"
+    data = video.read_bytes()
+    header_only.write_bytes(data[:data.find(b"movi") + 4])  # opens, announces 30 frames, holds none
+    for source, complaint in ((ImageFolderSource(tmp_path / "bad"), "None of the 1 images"),
+                              (VideoSource(header_only), "No frame of .*header.avi could be decoded")):
+        with Capture(source, lossless=True, paced=False) as capture:
+            with pytest.raises(SourceError, match=complaint):
+                list(capture.frames(threading.Event()))
+
+
+def test_a_damaged_frame_inside_a_video_is_skipped_not_the_end(tmp_path, caplog):
+    video = write_video(tmp_path / "v.avi", (np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8)
+                                             for i in range(90)), fps=30)
+    data = bytearray(video.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20_000] = np.random.default_rng(0).integers(0, 255, 20_000, np.uint8).tobytes()
+    video.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING), Capture(VideoSource(video), lossless=True, paced=False) as capture:
+        frames = list(capture.frames(threading.Event()))
+        unreadable = capture.stats().unreadable
+    assert unreadable >= 1 and len(frames) + unreadable == 90  # went on past it, to the end (not 83 frames)
+    assert frames[-1].index == 89 and frames[-1].clock == pytest.approx(89 / 30)
+    assert "ended after" not in caplog.text
+
+
+def test_open_source_dispatch(tmp_path, monkeypatch, caplog):
     assert isinstance(open_source("0"), CameraSource)
     assert isinstance(open_source(str(tmp_path)), ImageFolderSource)
+    cv2.imwrite(str(tmp_path / "face.PNG"), gray(7))  # one image: a slideshow of one, not a 1-frame video
+    one = open_source(str(tmp_path / "face.PNG"), CaptureConfig(image_seconds=1.0, image_fps=3))
+    one.open()
+    assert [int(one.read()[0, 0, 0]) for _ in range(3)] == [7, 7, 7]
+    (tmp_path / "face.PNG").unlink()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2024").mkdir()  # a folder named like a camera index: still the camera, with a hint
+    assert isinstance(open_source("2024"), CameraSource) and "pass --source ./2024" in caplog.text
+    assert isinstance(open_source("./2024"), ImageFolderSource)
     (tmp_path / "by-id").symlink_to("/dev/video5")  # as udev names a camera
     assert [open_source(s).index for s in ("/dev/video3", str(tmp_path / "by-id"))] == [3, 5]  # live, reconnecting
     with pytest.raises(SourceError, match="not a camera index"):

@@ -250,3 +250,13 @@ def test_close_never_releases_a_camera_that_is_still_being_read(monkeypatch):
     camera.release.set()
     assert camera.closed.wait(2) and not camera.closed_while_reading
 
+
+
+def test_a_slow_video_keeps_its_frame_rate_and_a_nonsense_one_is_warned_of(tmp_path, caplog):
+    rates = []
+    for fps in (0.5, 0.05):  # a time-lapse at one frame every 2 s; a container's nonsense
+        source = VideoSource(write_video(tmp_path / f"{fps}.avi", (gray(i) for i in range(3)), fps=fps))
+        source.open()
+        rates.append(source.fps)
+        source.close()
+    assert rates == [0.5, 30.0] and "reports 0.05 frames per second; its clock assumes 30" in caplog.text

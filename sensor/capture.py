@@ -358,7 +358,6 @@ class Capture:
 
     def __enter__(self) -> Capture:
         self.source.open()
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -394,6 +393,10 @@ class Capture:
             EndOfSource: The file source is exhausted.
             SourceError: Reading the source failed unexpectedly (or the MoodloopError it raised).
         """
+        if self._thread.ident is None:
+            # A video plays from the first read, not from opening: setting up the rest of the
+            # sensor (the model, the socket, a --record pipe waiting for its reader) would skip its start.
+            self._thread.start()
         with self._cond:
             camera = self._camera
             self._cond.wait_for(lambda: self._slot is not None or self._ended or self._camera != camera, timeout)

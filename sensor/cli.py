@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--headless", action="store_true",
                         help="no window; one status line a second on stderr (automatic without a display)")
     parser.add_argument("--quiet", action="store_true",
-                        help="no status line on stderr (errors and the final summary still print)")
+                        help="no status line on stderr (errors, a port picked by *, and the final summary "
+                        "still print)")
     parser.add_argument("--record", type=Path, metavar="FILE",
                         help="also write every message to FILE (JSON lines; a new file or a pipe, never an "
                         "existing file)")
@@ -99,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = _on_signals(stop)
     try:
-        # a port of * is picked by the system: say which, or nobody can subscribe
-        announce = _announce if args.endpoint and args.endpoint.endswith(":*") and not args.quiet else None
+        # a port of * is picked by the system: say which (--quiet too), or nobody can subscribe
+        announce = _announce if args.endpoint and args.endpoint.endswith(":*") else None
         summary, _ = run_sensor(options, config, stop, view, on_publishing=announce)
     finally:
         for signum, handler in previous.items():

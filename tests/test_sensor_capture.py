@@ -244,12 +244,12 @@ class StuckCamera(FakeCamera):
 def test_close_never_releases_a_camera_that_is_still_being_read(monkeypatch):
     monkeypatch.setattr("moodloop.sensor.capture._JOIN_S", 0.05)
     camera = StuckCamera()
-    with Capture(camera):
+    with Capture(camera) as capture:
+        capture.read(timeout=0)  # the first read starts the capture thread
         assert camera.reading.wait(2)
     assert not camera.closed.is_set()  # close() gave up waiting: the thread still owns the camera
     camera.release.set()
     assert camera.closed.wait(2) and not camera.closed_while_reading
-
 
 
 def test_a_slow_video_keeps_its_frame_rate_and_a_nonsense_one_is_warned_of(tmp_path, caplog):
@@ -260,3 +260,10 @@ def test_a_slow_video_keeps_its_frame_rate_and_a_nonsense_one_is_warned_of(tmp_p
         rates.append(source.fps)
         source.close()
     assert rates == [0.5, 30.0] and "reports 0.05 frames per second; its clock assumes 30" in caplog.text
+
+
+def test_a_video_plays_from_the_first_read_not_from_opening(tmp_path):
+    video = write_video(tmp_path / "v.avi", (gray(i) for i in range(30)), fps=30)
+    with Capture(VideoSource(video)) as capture:
+        time.sleep(0.3)  # the rest of the sensor starting up (a model, a socket, a pipe's reader)
+        assert capture.read(timeout=1.0).index == 0 and capture.stats().dropped == 0

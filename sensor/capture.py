@@ -355,6 +355,7 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="moodloop-capture", daemon=True)
         self._captured = self._dropped = self._unreadable = 0
         self._camera = "ok"
+        self._retry_delay = config.retry_s  # grows until a frame comes, not merely until a reopen works
 
     def __enter__(self) -> Capture:
         self.source.open()
@@ -474,23 +475,29 @@ class Capture:
                 self._dropped += 1
             self._slot = Frame(image, index, time.time(), clock, time.perf_counter())
             self._captured += 1
+            if self._camera == "lost":
+                log.info("%s is back", self.source.name)
             self._camera = "ok"
+            self._retry_delay = self._config.retry_s
             self._cond.notify_all()
 
     def _reconnect(self) -> None:
-        """Reopen a lost camera with exponential backoff until it works or we stop."""
+        """Reopen a lost camera, waiting twice as long each time, until it opens or we stop.
+
+        A camera that opens yet sends nothing is lost again at once: the wait keeps growing
+        (and the loss is told once) until a frame comes.
+        """
         with self._cond:
+            newly_lost = self._camera != "lost"
             self._camera = "lost"
             self._cond.notify_all()
-        log.warning("%s lost; retrying", self.source.name)
-        delay = self._config.retry_s
-        while not self._stop.wait(delay):
+        if newly_lost:
+            log.warning("%s lost; retrying", self.source.name)
+        while not self._stop.wait(self._retry_delay):
+            self._retry_delay = min(self._retry_delay * 2, self._config.retry_max_s)
             self.source.close()
             try:
                 self.source.open()
             except SourceError:
-                delay = min(delay * 2, self._config.retry_max_s)
                 continue
-            if not self._stop.is_set():
-                log.info("%s is back", self.source.name)
             return

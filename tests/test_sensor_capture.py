@@ -89,7 +89,8 @@ def test_missing_camera_suggests_another_source():
         CameraSource(42).open()
 
 
-def test_camera_lost_then_recovers_by_itself():
+def test_camera_lost_then_recovers_by_itself(caplog):
+    caplog.set_level(logging.INFO)
     camera = FakeCamera(gray, fps=400, fail_reads=range(20, 25), fail_opens=2)  # unplugged once
     cameras = []
     with Capture(camera, FAST_RETRY) as capture:
@@ -104,7 +105,20 @@ def test_camera_lost_then_recovers_by_itself():
         stats = capture.stats()
     assert "lost" in cameras and cameras[-1] == "ok"
     assert camera.opens == 1 + 2 + 1  # first open, two failed retries, the one that worked
+    assert caplog.text.count("lost; retrying") == caplog.text.count("is back") == 1
     assert stats.unreadable >= FAST_RETRY.lost_after
+
+
+def test_a_camera_that_opens_but_sends_nothing_is_retried_ever_more_slowly(caplog):
+    camera = FakeCamera(gray, fps=400, fail_reads=range(5, 10**9))  # reopens fine, reads nothing
+    with caplog.at_level(logging.INFO), Capture(camera, CaptureConfig(lost_after=5, retry_s=0.01,
+                                                                       retry_max_s=0.16)) as capture:
+        capture.read(timeout=0.7)
+        time.sleep(0.7)
+        assert capture.stats().camera == "lost"
+    # waits of 0.01, 0.02, 0.04, 0.08, 0.16 s...: a handful of reopens, not one every 25 ms
+    assert 4 <= camera.opens <= 10
+    assert caplog.text.count("lost; retrying") == 1 and "is back" not in caplog.text
 
 
 def test_unreadable_frames_are_skipped_and_counted():

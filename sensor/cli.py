@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="file overriding tuning defaults: TOML if it ends in .toml, else JSON")
     parser.add_argument("--save-frames", type=Path, metavar="DIR",
-                        help="debug: write every face crop, as the model sees it, to DIR (off by default)")
+                        help="debug: write every face crop, as the model sees it, to DIR: a new or empty folder (off by default)")
     parser.set_defaults(func=run)
 
 

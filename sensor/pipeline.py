@@ -284,7 +284,8 @@ def _prepare_crops_folder(path: Path) -> None:
     """Create the `--save-frames` folder if needed and make sure a file can be written in it.
 
     Raises:
-        ConfigError: `path` is a file, or the folder cannot be created or written to.
+        ConfigError: `path` is a file, the folder cannot be created or written to, or it holds
+            crops (of an earlier run: the new ones, numbered alike, would overwrite them).
     """
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -293,6 +294,9 @@ def _prepare_crops_folder(path: Path) -> None:
         reason = "it is a file, not a folder" if path.is_file() else exc.strerror
         raise ConfigError(f"Cannot save face crops in {path}: {reason}. Pass --save-frames a folder you "
                           "can write to (it is created if missing).") from exc
+    if earlier := sum(1 for _ in path.glob("*.png")):
+        raise ConfigError(f"Cannot save face crops in {path}: it holds {earlier} .png files, e.g. an earlier "
+                          "run's crops, which this run would overwrite. Pass --save-frames a new or empty folder.")
 
 
 def run_sensor(options: SensorOptions, config: SensorConfig, stop: threading.Event,

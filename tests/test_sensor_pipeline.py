@@ -206,6 +206,16 @@ def test_a_save_frames_folder_that_cannot_be_made_fails_before_anything_opens(tm
     assert taken.read_text() == "mine" and not record.exists()  # checked before the source and the recording
 
 
+def test_a_save_frames_folder_with_earlier_crops_is_not_overwritten(tmp_path):
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    (crops / "0000000.png").write_bytes(b"an earlier run's crop")
+    args = sensor_args("--source", str(tmp_path / "missing.mp4"), "--save-frames", str(crops), "--headless")
+    with pytest.raises(ConfigError, match=r"holds 1 \.png files.*new or empty folder"):
+        args.func(args)
+    assert (crops / "0000000.png").read_bytes() == b"an earlier run's crop"
+
+
 def test_a_face_crop_that_cannot_be_written_is_a_config_error(tmp_path):
     video = write_video(tmp_path / "v.avi", [coded_frame(True)] * 5, fps=30)
     gone = tmp_path / "removed"  # e.g. deleted while the sensor runs

@@ -255,7 +255,7 @@ class _Game:
             self.hud.visible = not self.hud.visible
         elif key in (pg.K_p, pg.K_ESCAPE):
             world.toggle_pause()
-        elif key == pg.K_q and (world.paused or world.over):
+        elif key == pg.K_q and (world.paused or world.over or world.away):
             self.done = True
         elif key in (pg.K_RETURN, pg.K_r) and world.over:
             world.reset()

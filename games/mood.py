@@ -107,6 +107,8 @@ class Mood(Closeable):
                     previous = msg.previous if isinstance(msg, State) else self._known
                     self._pending.append((msg, previous, frame, received))
                     self._known = msg.state
+            if not self._sub.online:  # gone: the state it comes back with is news again
+                self._known = "unknown"
         emotion = self._sub.emotion if self.online else None
         target = emotion.probs if emotion is not None else {}
         keep = math.exp(-dt / self._smoothing_s)

@@ -141,8 +141,10 @@ class Renderer:
         if world.over:
             score = f"Score {int(world.score)}   Best {world.best}"
             lines = [("GAME OVER", 96, ALERT), (score, 40, INK), ("Enter or R: play again    Q: quit", 30, DIM)]
-        elif world.away:
-            lines = [("Where did you go?", 80, INK), ("The game waits for you and resumes when you are back.", 30, DIM)]
+        elif world.away:  # the sensor may never find the face (light, a face-less video): say the way out
+            keys = "P or Esc: resume" if world.paused else "P or Esc: pause"
+            lines = [("Where did you go?", 80, INK), ("The game waits for you and resumes when you are back.", 30, DIM),
+                     (f"{'PAUSED    ' if world.paused else ''}{keys}    Q: quit", 30, DIM)]
         elif world.paused:
             lines = [("PAUSED", 88, INK), ("P or Esc: resume    Q: quit", 30, DIM)]
         elif world.resume_in > 0:  # the countdown leaves the field in view: find your ship

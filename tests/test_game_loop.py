@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from dataclasses import replace
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
@@ -63,6 +64,22 @@ def test_a_change_whose_state_message_was_lost_is_recorded_from_the_heartbeat():
             mood.update(later, 1 / 60)
             mood.settle(later)
     assert [(c.state, c.previous) for c in mood.changes] == [("bored", "unknown")]
+
+
+def test_a_sensor_that_comes_back_has_its_state_recorded_again():
+    endpoint = free_endpoint()
+    beat = Status(t=time.time(), state="bored", fps=30.0, camera="ok", model="m", uptime_s=5.0)
+    with Publisher(endpoint) as pub, Mood(endpoint) as mood:
+        frame, deadline = 0, time.monotonic() + 5
+        for want_online, msg in ((True, beat), (False, replace(beat, camera="none")), (True, replace(beat, uptime_s=0.1))):
+            while mood.online != want_online:  # the sensor, its final word, a new sensor in the same state
+                assert time.monotonic() < deadline, "the mood never heard the publisher"
+                pub.publish(msg)
+                time.sleep(0.02)
+                mood.update(frame, 1 / 60)
+                mood.settle(frame)
+                frame += 1
+    assert [(c.state, c.previous) for c in mood.changes] == [("bored", "unknown")] * 2
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SDL's off-screen fallback is how Linux lacks a display")
@@ -154,6 +171,21 @@ def test_every_scene_draws_its_own_frame(canvas, scene):
     world.resume_in = 1.0 if scene == "countdown" else 0.0
     world.over = scene == "over"
     assert frame() != playing
+
+
+def test_the_away_screen_tells_the_way_out_and_q_quits_it(canvas):
+    with Feed(FeedPlan(kind=OFF)) as feed, Mood(None) as mood:
+        game = _Game(GameConfig(), feed, mood)
+        game.world.away = True
+        shots = []
+        for paused in (False, True):  # "PAUSED" shows over the away screen
+            game.world.paused = paused
+            game.renderer.draw(canvas, game.world, now=1.0)
+            shots.append(pygame.image.tobytes(canvas, "RGB"))
+        assert shots[0] != shots[1]
+        game.world.paused = False
+        game._handle(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q))
+        assert game.done
 
 
 def test_notice_draws(canvas):

@@ -207,8 +207,9 @@ class Feed(Closeable):
         if code == 0 and not self.plan.camera:  # a camera never ends by itself: exit 0 there means it was stopped
             log.info("The %s finished (its video or script ended); the game goes on without it.", self.kind)
             return None
-        if code < 0:  # killed by a signal: it had no chance to say why, so the hint would mislead
-            self.failure = f"The {self.kind} stopped (killed by signal {-code})."
+        signum = -code if code < 0 else code - 128 if code > 128 else 0  # killed, or stopped and exited 128+N
+        if signum:  # from outside: it had no chance to say why, so the hint would mislead
+            self.failure = f"The {self.kind} was stopped from outside (signal {signum})."
         else:
             self.failure = f"The {self.kind} stopped (exit code {code}). {self.plan.hint}".strip()
         log.warning("%s The game goes on without it.", self.failure)

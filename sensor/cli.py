@@ -31,7 +31,8 @@ examples:
 
 A video plays at its own frame rate, like a camera: when analysis is slower, frames are
 dropped (counted in the summary); --fast analyses every frame instead. Ctrl-C or SIGTERM stops
-the sensor cleanly with a summary; a second one stops it at once.
+the sensor cleanly with a summary (exit 130 or 143; 0 when the source ran to its end); a second
+one stops it at once.
 
 Privacy: frames and face crops never leave the process or touch the disk, unless you pass
 --save-frames DIR (debug). Events are published on localhost unless --endpoint says otherwise.
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         view = PreviewWindow()
     elif not args.quiet:
         view = StatusLine()
-    stop = threading.Event()
-    previous = _on_signals(stop)
+    stop, caught = threading.Event(), []
+    previous = _on_signals(stop, caught)
     try:
         # a port of * is picked by the system: say which (--quiet too), or nobody can subscribe
         announce = _announce if args.endpoint and args.endpoint.endswith(":*") else None
@@ -109,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         if view is not None:
             view.close()
     print(summary, file=sys.stderr)  # beside the status lines: stdout may be the --record stream
-    return 0
+    # Stopped by a signal: 128 + its number, as shells report it (130 Ctrl-C, 143 SIGTERM), so a
+    # parent tells a stop from a source that ran to its end (0).
+    return 128 + caught[0] if caught else 0
 
 
 def _announce(endpoint: str) -> None:
@@ -117,8 +120,9 @@ def _announce(endpoint: str) -> None:
     print(f"moodloop sensor: publishing on {endpoint}", file=sys.stderr)
 
 
-def _on_signals(stop: threading.Event) -> dict[int, object]:
-    """Make the first SIGINT/SIGTERM set `stop` (clean shutdown) and any later one act as usual.
+def _on_signals(stop: threading.Event, caught: list[int]) -> dict[int, object]:
+    """Make the first SIGINT/SIGTERM set `stop` (clean shutdown, its number added to `caught`)
+    and any later one act as usual.
 
     A sensor stuck at startup (a slow camera or model) only looks at `stop` once running, so a
     second Ctrl-C raises KeyboardInterrupt (exit 130) and a second SIGTERM terminates it.
@@ -130,7 +134,8 @@ def _on_signals(stop: threading.Event) -> dict[int, object]:
         return {}
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
-    def request_stop(*_: object) -> None:
+    def request_stop(signum: int, _frame: object) -> None:
+        caught.append(signum)
         stop.set()
         for signum, handler in defaults.items():
             signal.signal(signum, handler)

@@ -166,13 +166,16 @@ def test_a_child_that_ignores_sigterm_is_killed(tmp_path, monkeypatch):
     assert not alive(pid)
 
 
-def test_a_sensor_killed_by_a_signal_is_reported_as_killed_not_as_an_exit_code():
-    suicide = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
-    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", suicide), hint=SENSOR_ERROR_HINT)
+@pytest.mark.parametrize("ending", ["os.kill(os.getpid(), signal.SIGKILL)", "sys.exit(128 + signal.SIGTERM)"],
+                         ids=["killed", "stopped"])
+def test_a_sensor_stopped_by_a_signal_is_reported_so_not_as_finished_or_failed(ending):
+    code = f"import os, signal, sys; {ending}"  # the sensor exits 143 after a SIGTERM it handled
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", code), hint=SENSOR_ERROR_HINT)
     with Feed(plan) as feed:
         feed.start()
         wait_for(lambda: feed.check() is not None)
-    assert feed.failure == f"The sensor stopped (killed by signal {signal.SIGKILL.value})."  # it had no say
+    signum = signal.SIGKILL if "KILL" in ending else signal.SIGTERM
+    assert feed.failure == f"The sensor was stopped from outside (signal {signum.value})."  # no hint: it had no say
 
 
 def test_a_sensor_that_ran_its_video_to_the_end_is_no_failure(caplog):

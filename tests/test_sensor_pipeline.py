@@ -237,11 +237,11 @@ def test_help_states_the_defaults_and_how_a_video_is_paced(capsys):
 
 def test_first_signal_asks_to_stop_and_the_second_stops_at_once():
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    stop = threading.Event()
-    previous = cli._on_signals(stop)
+    stop, caught = threading.Event(), []
+    previous = cli._on_signals(stop, caught)
     try:
         signal.raise_signal(signal.SIGINT)
-        assert stop.is_set()  # a clean shutdown, no exception
+        assert stop.is_set() and caught == [signal.SIGINT]  # a clean shutdown, no exception
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM ends the process
         with pytest.raises(KeyboardInterrupt):  # ...and a second Ctrl-C exits 130 (engine/cli.py)
             signal.raise_signal(signal.SIGINT)
@@ -262,7 +262,7 @@ def test_sigterm_shuts_down_cleanly_with_a_summary_and_a_last_heartbeat(tmp_path
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=20)
         received = list(game.messages(timeout=0.5))
-    assert process.returncode == 0 and "frames analysed" in err
+    assert process.returncode == 128 + signal.SIGTERM and "frames analysed" in err  # stopped, not ended
     last = received[-1] if received else None
     assert isinstance(last, Status) and last.camera == "none"  # the final heartbeat left before the exit
 

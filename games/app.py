@@ -7,6 +7,7 @@ and applies the director's decision to the world before the world moves.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ from moodloop.games.render import Renderer, Text  # noqa: E402
 from moodloop.games.rules import HEIGHT, WIDTH, Controls, World  # noqa: E402
 
 __all__ = ["GameConfig", "Durations", "Stats", "play"]
+
+log = logging.getLogger(__name__)
 
 _MAX_DT = 0.05  # a long hitch must not teleport rocks through the ship
 _BOT_RESTART_S = 2.0
@@ -139,14 +142,20 @@ def play(config: GameConfig, feed: Feed) -> dict[str, Any]:
         The run's statistics (see `Stats.report`).
 
     Raises:
-        ConfigError: No display for a windowed game, or the screenshot cannot be written.
+        ConfigError: No display for a windowed game (or an unusable SDL_VIDEODRIVER), or the
+            screenshot cannot be written.
         KeyboardInterrupt, SystemExit: Ctrl-C or a signal stopped the run; the exception's
             ``stats`` attribute holds the statistics so far.
     """
     if config.headless:  # SDL reads these when the display starts
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
-    pg.display.init()
+    try:
+        pg.display.init()
+    except pg.error as exc:  # a SDL_VIDEODRIVER set to a driver this machine lacks, or mistyped
+        raise ConfigError(f"Could not start the display ({exc}; SDL_VIDEODRIVER="
+                          f"{os.environ.get('SDL_VIDEODRIVER', 'unset')}): unset SDL_VIDEODRIVER to let SDL choose, "
+                          "or add --headless to play without a window.") from exc
     pg.font.init()
     try:
         # Without a display SDL falls back to drawing off screen: the game would run unseen, forever.
@@ -261,7 +270,10 @@ class _Game:
             world.reset()
 
     def _answer(self, accepted: bool) -> None:
-        consent.save(accepted)
+        try:
+            consent.save(accepted)
+        except ConfigError as exc:  # the answer still holds for this game; only remembering it failed
+            log.warning("%s This game goes on as you chose; you will be asked again next time.", exc)
         self.asking = False
         if accepted:
             self.feed.start()

@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from moodloop.games.app import GameConfig, play
     from moodloop.games.feed import Feed
 
+    if args.screenshot is not None and args.screenshot.suffix.lower() != ".png":  # pygame goes by the name
+        raise ConfigError(f"--screenshot {args.screenshot}: the frame is saved as PNG; give a name ending in .png.")
     for path, option in ((args.stats, "--stats"), (args.screenshot, "--screenshot")):
         if path is not None:
             writable_file(path, option)

@@ -126,6 +126,12 @@ def test_headless_game_reacts_to_boredom_and_absence_from_the_mock():
     assert stats["fps_mean"] > 30 and stats["frame_ms_max"] > 0
 
 
+def test_a_video_driver_this_machine_lacks_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
+    with Feed(FeedPlan(kind=OFF)) as feed, pytest.raises(ConfigError, match="SDL_VIDEODRIVER=no-such-driver"):
+        play(GameConfig(frames=1), feed)
+
+
 def test_headless_game_without_a_sensor_plays_and_saves_a_screenshot(tmp_path):
     shot = tmp_path / "shots" / "last.png"  # its folder is made
     with Feed(FeedPlan(kind=OFF)) as feed:
@@ -207,6 +213,20 @@ def test_the_notice_comes_before_the_camera_and_the_answer_is_kept(canvas, monke
         game._tick(1 / 60)
         assert feed.camera_on is accepted and consent.load() is accepted
         assert feed.kind == (SENSOR if accepted else OFF)
+
+
+def test_an_answer_that_cannot_be_saved_still_holds_for_this_game(canvas, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MOODLOOP_CONFIG_DIR", str(blocker / "moodloop"))  # cannot be made
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "import time; time.sleep(30)"),
+                    camera=True)
+    with Feed(plan) as feed, Mood(plan.endpoint) as mood:
+        game = _Game(GameConfig(ask_consent=True), feed, mood)
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_y))
+        game._tick(1 / 60)
+        assert feed.camera_on and not game.asking and not game.done
+    assert "Cannot save your answer" in caplog.text and "asked again next time" in caplog.text
 
 
 @pytest.mark.parametrize(("hold", "resume"), [("paused", pygame.K_p), ("over", pygame.K_r)], ids=["paused", "over"])

@@ -112,9 +112,11 @@ def test_frames_must_be_a_positive_whole_number(value, capsys):
 
 
 @pytest.mark.parametrize(("option", "name", "why"), [("--stats", "notes.txt/s.json", "notes.txt is not a folder"),
-                                                     ("--screenshot", "frames", "frames is a folder")])
+                                                     ("--screenshot", "shots.png", "shots.png is a folder"),
+                                                     ("--screenshot", "shot.jpg", "saved as PNG; give a name ending")])
 def test_unwritable_outputs_are_refused_before_the_game_starts(option, name, why, tmp_path):
     (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "shots.png").mkdir()
     args = parse("--no-sensor", "--headless", "--frames", "1", option, name)
     with pytest.raises(ConfigError, match=f"{option} .*{why}"):
         play.run(args)

@@ -123,7 +123,7 @@ class Stats:
             "work_ms_max": round(self.work.max_ms, 2),
             **asdict(game.world.tally),
             "score_best": max(game.world.best, int(game.world.score)),
-            "feed": game.feed.kind,
+            "feed": game.feed.kind if game.feed.started else OFF,  # a notice never answered started nothing
             "feed_failure": game.feed.failure,
             "states": [asdict(change) for change in changes],
             "state_apply_lag_frames": max((c.lag_frames for c in changes), default=None),
@@ -294,11 +294,11 @@ class _Game:
             self.renderer.draw(self.canvas, self.world, now)
             view = MoodView(
                 link=self._link(),
-                camera=("lost" if self.mood.camera == "lost" else "on") if self.feed.camera_on else "off",
+                camera=self._camera(),
                 state=self.mood.state,
                 state_age=self.mood.state_age,
                 bars=self.mood.bars,
-                note=self.feed.failure,
+                note=self.feed.note,
             )
             self.hud.draw(self.canvas, self.world, view)
         self._present()
@@ -307,8 +307,13 @@ class _Game:
         if self.feed.kind == OFF:
             return "off"
         if not self.mood.online:
-            return "offline"
+            return "off" if self.feed.finished else "offline"  # red only for a sensor that failed or vanished
         return "mock" if self.feed.kind == MOCK else "online"
+
+    def _camera(self) -> str:
+        if self.feed.camera_on:
+            return "lost" if self.mood.camera == "lost" else "on"
+        return "?" if self.feed.external and self.mood.online else "off"
 
     def _present(self) -> None:
         window = pg.display.get_surface()

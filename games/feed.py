@@ -172,6 +172,7 @@ class Feed(Closeable):
         self.plan = plan
         self.kind = plan.kind
         self.failure: str | None = None
+        self.started = False  # start() was called (the player may never answer the notice)
         self.stopped = False  # the child has exited: `failure` says why, unless it ran to its end
         self._child: Child | _MockThread | None = None
 
@@ -180,9 +181,27 @@ class Feed(Closeable):
         """Whether a child that opens a camera is running."""
         return self.plan.camera and self._child is not None and not self.stopped
 
+    @property
+    def external(self) -> bool:
+        """Whether the feed is a sensor this game did not start (``--endpoint``): its camera is not ours to know."""
+        return self.kind == SENSOR and not self.plan.argv
+
+    @property
+    def finished(self) -> bool:
+        """Whether the child ran its video or script to the end (no failure)."""
+        return self.stopped and self.failure is None
+
+    @property
+    def note(self) -> str | None:
+        """What the player should know of the feed: why it failed, or that it ended."""
+        if self.finished:
+            return f"The {self.kind} finished: its {'script' if self.kind == MOCK else 'video or images'} ran to the end."
+        return self.failure
+
     def start(self) -> None:
         """Start the sensor child or the mock, if the plan has one."""
         plan = self.plan
+        self.started = True
         if self._child is not None or plan.endpoint is None:
             return
         if plan.scenario is not None:

@@ -14,7 +14,7 @@ __all__ = ["MoodView", "Hud"]
 
 STATE_COLORS = {"engaged": (90, 220, 120), "bored": (255, 160, 60), "absent": (140, 150, 255), "unknown": DIM}
 LINK_COLORS = {"online": (90, 220, 120), "mock": (110, 170, 255), "offline": ALERT, "off": DIM}
-CAMERA_COLORS = {"on": (255, 60, 60), "lost": (255, 170, 60), "off": DIM}
+CAMERA_COLORS = {"on": (255, 60, 60), "lost": (255, 170, 60), "off": DIM, "?": DIM}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,11 +23,13 @@ class MoodView:
 
     Attributes:
         link: "online", "offline", "mock" or "off" (sensing switched off).
-        camera: "on" (a camera is in use), "lost" or "off".
+        camera: "on" (a camera is in use), "lost", "off", or "?" (a sensor this game did not
+            start: whether it uses a camera is not known here).
         state: The engagement state.
         state_age: Seconds it has lasted, None if unknown.
         bars: Smoothed emotion probabilities, label -> [0, 1].
-        note: A problem to show the player (e.g. the sensor stopped), or None.
+        note: What to tell the player of the feed (e.g. the sensor stopped, or its video
+            ended), or None.
     """
 
     link: str

@@ -42,9 +42,10 @@ keys: arrows/WASD move, Space fires, P or Esc pauses, H hides the HUD, Enter or 
 after a game over, Q quits from the pause or game-over screen.
 
 The first time a camera would turn on, the game explains what is sensed and asks; the answer
-is remembered in ~/.config/moodloop/consent.json (or $MOODLOOP_CONFIG_DIR). Runs with
---headless never ask: they use the camera only with --accept-sensing or a remembered yes.
-A video, a folder, --mock and --no-sensor use no camera, so they need no answer.
+is remembered in ~/.config/moodloop/consent.json ($XDG_CONFIG_HOME/moodloop/ where that is
+set, or $MOODLOOP_CONFIG_DIR). Runs with --headless never ask: they use the camera only with
+--accept-sensing or a remembered yes. A video, a folder, --mock, --no-sensor and --endpoint
+start no camera, so they need no answer.
 """
 
 
@@ -159,6 +160,9 @@ def plan_feed(args: argparse.Namespace) -> tuple[FeedPlan, bool]:
             scenario = args.mock
         elif Path(args.mock).is_file():
             scenario = Scenario.from_file(args.mock)
+        elif Path(args.mock).suffix.lower() == ".json" or "/" in args.mock:  # meant as a script file
+            raise ConfigError(f"--mock {args.mock}: no such script file; check the path, or use a scenario name "
+                              f"({', '.join(SCENARIO_NAMES)}).")
         else:
             names = ", ".join(SCENARIO_NAMES)
             raise ConfigError(f"Unknown mock scenario {args.mock!r}; use one of {names} or a JSON script file.")

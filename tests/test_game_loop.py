@@ -17,7 +17,7 @@ from moodloop.engine.mock import Scenario, Segment
 from moodloop.engine.protocol import State, Status
 from moodloop.engine.publisher import Publisher
 from moodloop.games import consent
-from moodloop.games.app import Durations, GameConfig, _Game, play
+from moodloop.games.app import Durations, GameConfig, Stats, _Game, play
 from moodloop.games.feed import MOCK, OFF, SENSOR, Feed, FeedPlan, free_endpoint
 from moodloop.games.hud import Hud, MoodView
 from moodloop.games.mood import Mood
@@ -213,6 +213,42 @@ def test_the_notice_comes_before_the_camera_and_the_answer_is_kept(canvas, monke
         game._tick(1 / 60)
         assert feed.camera_on is accepted and consent.load() is accepted
         assert feed.kind == (SENSOR if accepted else OFF)
+
+
+def test_a_notice_never_answered_reports_no_sensor(canvas, monkeypatch, tmp_path):
+    monkeypatch.setenv("MOODLOOP_CONFIG_DIR", str(tmp_path))
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"), camera=True)
+    with Feed(plan) as feed, Mood(plan.endpoint) as mood:
+        game = _Game(GameConfig(ask_consent=True), feed, mood)
+        game._tick(1 / 60)
+        assert Stats().report(game)["feed"] == OFF and not feed.started
+
+
+def test_a_feed_that_ran_to_its_end_is_off_and_says_so_not_red(canvas):
+    plan = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"))  # a video's end
+    with Feed(plan) as feed, Mood(plan.endpoint) as mood:
+        game = _Game(GameConfig(), feed, mood)
+        deadline = time.monotonic() + 10
+        while not feed.stopped:
+            assert time.monotonic() < deadline, "the child never ended"
+            game._tick(1 / 60)
+        assert game._link() == "off" and feed.failure is None
+        assert feed.note == "The sensor finished: its video or images ran to the end."
+
+
+def test_a_sensor_the_game_did_not_start_has_a_camera_it_cannot_know(canvas):
+    endpoint = free_endpoint()
+    feed = Feed(FeedPlan(kind=SENSOR, endpoint=endpoint))  # --endpoint: subscribes only
+    with Publisher(endpoint) as pub, feed, Mood(endpoint) as mood:
+        game = _Game(GameConfig(), feed, mood)
+        assert game._camera() == "off"  # nothing heard yet
+        deadline = time.monotonic() + 5
+        while not mood.online:
+            assert time.monotonic() < deadline, "the game never heard the publisher"
+            pub.publish(bored())
+            time.sleep(0.02)
+            game._tick(1 / 60)
+        assert game._camera() == "?" and game._link() == "online"
 
 
 def test_an_answer_that_cannot_be_saved_still_holds_for_this_game(canvas, monkeypatch, tmp_path, caplog):

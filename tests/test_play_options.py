@@ -68,8 +68,11 @@ def test_mock_by_name_or_script(tmp_path):
     script = tmp_path / "s.json"
     script.write_text(json.dumps({"segments": [{"state": "bored", "seconds": 2}]}))
     assert plan("--mock", str(script))[0].scenario.segments[0].state == "bored"
-    with pytest.raises(ConfigError, match="bored"):
+    with pytest.raises(ConfigError, match="Unknown mock scenario 'sleepy'.*bored"):
         plan("--mock", "sleepy")
+    for typo in ("scripts/s.json", "s2.json"):  # a path, not a scenario name: the file is what is missing
+        with pytest.raises(ConfigError, match=f"--mock {typo}: no such script file"):
+            plan("--mock", typo)
 
 
 def test_no_sensor_and_endpoint():

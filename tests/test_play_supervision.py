@@ -184,7 +184,7 @@ def test_a_sensor_that_ran_its_video_to_the_end_is_no_failure(caplog):
     with caplog.at_level(logging.INFO), Feed(plan) as feed:
         feed.start()
         wait_for(lambda: feed.stopped or feed.check() is not None)
-    assert feed.failure is None and feed.stopped and not feed.camera_on
+    assert feed.failure is None and feed.finished and not feed.camera_on
     assert "finished" in caplog.text and "WARNING" not in caplog.text
     camera = FeedPlan(kind=SENSOR, endpoint=free_endpoint(), argv=(sys.executable, "-c", "pass"), camera=True,
                       hint=NO_CAMERA_HINT)  # a camera never ends by itself: someone stopped it

@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 # One warning per kind of problem per this many seconds at most, so bad messages cannot flood the log.
 _WARN_EVERY_S = 5.0
-# One process's heartbeats advance its uptime as fast as their time stamps, give or take this.
-_UPTIME_SLACK_S = 1.0
+# A source whose sequence numbers go back twice within this many seconds is two publishers.
+_SAME_SOURCE_S = 10.0
 _ASYNC_POLL_S = 0.01
 # A publisher flooding faster than poll() decodes would otherwise keep it draining forever;
 # this is far more than ever sits queued (RECEIVE_OPTIONS) at a sane rate.
@@ -100,6 +100,8 @@ class Subscriber(SocketOwner):
         self._last_warning: dict[object, float] = {}  # per kind of problem: a version mismatch is never hidden
         self._last_message: float | None = None  # local clock
         self._last_t: float | None = None  # the sender's clock
+        self._seq: dict[str, int] = {}  # per source: the last sequence number heard
+        self._seq_back: dict[str, float] = {}  # per source: when its sequence last went back
         self._emotion: Emotion | None = None
         self._status: Status | None = None
         self._state = "unknown"
@@ -164,6 +166,8 @@ class Subscriber(SocketOwner):
     async def amessages(self, timeout: float | None = None) -> AsyncIterator[Message]:
         """Asynchronously yield messages as they arrive, without blocking the event loop.
 
+        Ends when the subscriber is closed, e.g. from inside the loop.
+
         Args:
             timeout: Stop after this many seconds without a message of ``topics``; None waits forever.
 
@@ -172,7 +176,7 @@ class Subscriber(SocketOwner):
         """
         loop = asyncio.get_running_loop()
         heard = loop.time()
-        while timeout is None or loop.time() - heard < timeout:
+        while not self._socket.closed and (timeout is None or loop.time() - heard < timeout):
             received = self.poll()
             for msg in received:
                 yield msg
@@ -191,6 +195,7 @@ class Subscriber(SocketOwner):
             return None
         if self.source is not None and msg.source != self.source:
             return None
+        self._check_sequence(msg, now)
         # First contact, back after an outage, or a new sensor process: forget the old state.
         # Silence the sender's clock does not show is the caller's (a loading screen that did
         # not poll): its messages waited in the queue.
@@ -205,7 +210,7 @@ class Subscriber(SocketOwner):
                 self._status = msg
             self._set_state(msg, now)
         if isinstance(msg, Status) and msg.camera == "none":  # the sensor's last word: it stopped
-            self._last_message = None  # offline now, not offline_after seconds later
+            self._last_message = self._last_t = None  # offline now; whatever comes next is first contact
         return msg if msg.TOPIC in self._wanted else None
 
     def _warn(self, kind: object, now: float, message: str, *args: object) -> None:
@@ -213,21 +218,35 @@ class Subscriber(SocketOwner):
             self._last_warning[kind] = now
             log.warning(message, *args)
 
+    def _check_sequence(self, msg: Message, now: float) -> None:
+        """Warn when two publishers share a source name, since their states then mix.
+
+        Each publisher numbers its messages from 0: a restart sends a source's sequence back
+        once, two publishers send it back and forth.
+        """
+        last = self._seq.get(msg.source)
+        self._seq[msg.source] = msg.seq
+        if last is None or msg.seq > last:
+            return
+        if now - self._seq_back.get(msg.source, -math.inf) < _SAME_SOURCE_S:
+            self._warn(("same source", msg.source), now,
+                       "two sensors publish as source %r and their states mix: give each its own "
+                       "--source-id (and follow one with Subscriber(source=...)).", msg.source)
+        self._seq_back[msg.source] = now
+
     def _restarted(self, msg: Message) -> bool:
         """Whether ``msg`` is the heartbeat of a new process of the last heartbeat's sender.
 
         A sensor restarted faster than ``offline_after`` never looks offline, but its uptime
-        starts again from zero. An uptime that leaps ahead of the clock is another process
-        sending under the same source name: said, since their states then mix.
+        starts again from zero.
         """
         last = self._status
-        if not isinstance(msg, Status) or last is None or msg.source != last.source:
-            return False
-        if msg.uptime_s - last.uptime_s > msg.t - last.t + _UPTIME_SLACK_S:
-            self._warn("same source", self._clock(),
-                       "two sensors publish as source %r and their states mix: give each its own "
-                       "--source-id (and follow one with Subscriber(source=...)).", msg.source)
-        return msg.uptime_s < last.uptime_s
+        return (
+            isinstance(msg, Status)
+            and last is not None
+            and msg.source == last.source
+            and msg.uptime_s < last.uptime_s
+        )
 
     def _set_state(self, msg: State | Status, now: float) -> None:
         if msg.state != self._state:

@@ -9,6 +9,7 @@ video time and `--fast` produces the same events as real-time playback.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -179,9 +180,11 @@ class VideoSource(_OpenCVSource):
         self.path = Path(path)
         self.name = self.path.name
         self.fps = 30.0
-        # Frames the header announces (0: unknown), the next frame's number, frames decoded,
-        # and damaged frames in a row.
-        self._announced = self._position = self._grabbed = self._failed = 0
+        # Frames the header announces (0: unknown), frames passed (read or skipped), frames decoded.
+        self._announced = self._position = self._decoded = 0
+        # Damaged frames still to report (one None each, so the file's clock runs on through
+        # them) and the frame past them.
+        self._pending: tuple[int, np.ndarray | None] | None = None
 
     def open(self) -> None:
         """Open the file or raise SourceError."""
@@ -208,27 +211,38 @@ class VideoSource(_OpenCVSource):
         """
         if self._cap is None:
             raise EndOfSource
-        self._position += 1
-        if self._cap.grab():
-            ok, image = self._cap.retrieve()
-            self._grabbed += ok
-            self._failed = 0
-            return image if ok else None
-        # A damaged frame fails like the end of the file: while the header promises more, seek
-        # past it (a second's worth in a row at most, which a cut-short file soon runs out of).
-        self._failed += 1
-        if self._position < self._announced and self._failed <= self.fps:
+        if self._pending is None:
+            self._pending = self._next()
+        skipped, image = self._pending
+        self._pending = (skipped - 1, image) if skipped else None
+        return None if skipped else image
+
+    def _next(self) -> tuple[int, np.ndarray | None]:
+        """Grab the next frame that can be, seeking past damaged ones while the header promises more.
+
+        A damaged frame fails like the end of the file; a second's worth in a row (30 frames at
+        least) ends the search, which a cut-short file soon runs out of.
+
+        Returns:
+            How many frames were skipped, and the image (None if it would not decode).
+        """
+        for skipped in range(max(30, math.ceil(self.fps)) + 1):
+            self._position += 1
+            if self._cap.grab():
+                ok, image = self._cap.retrieve()
+                self._decoded += ok
+                return skipped, image if ok else None
+            if self._position >= self._announced:
+                break
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, self._position)
-            return None
-        if not self._grabbed:
+        if not self._decoded:
             raise SourceError(f"No frame of {self.path} could be decoded: the file is damaged or its codec is "
                               "missing here. Check that it plays in another app, or convert it to .mp4.")
-        self._check_complete()
+        self._check_complete(self._position - skipped - 1)
         raise EndOfSource
 
-    def _check_complete(self) -> None:
+    def _check_complete(self, reached: int) -> None:
         """Warn when the file ended over a second and 5 % early (some containers estimate the count)."""
-        reached = self._position - self._failed  # the frames before the failures that ended it
         missing = self._announced - reached
         if missing > max(self.fps, 0.05 * self._announced):
             log.warning("%s ended after %d of the %d frames its header announces: the file is probably "

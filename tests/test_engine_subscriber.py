@@ -48,6 +48,17 @@ def test_a_sensor_that_says_it_stopped_is_offline_at_once():
         assert len(list(sub.messages(timeout=0.5))) == 1 and sub.online and sub.state == "bored"
 
 
+def test_after_a_sensors_last_word_any_message_is_first_contact():
+    clock = FakeClock()
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:
+        until_flowing(pub, sub, status(state="bored", since=time.time() - 40, confidence=0.9))
+        pub.publish(status(state="bored", camera="none"))
+        assert len(list(sub.messages(timeout=0.5))) == 1 and not sub.online
+        pub.publish(emotion())  # a new sensor's first heartbeat was lost to the slow joiner
+        assert len(list(sub.messages(timeout=0.5))) == 1
+        assert sub.online and (sub.state, sub.state_age, sub.state_confidence) == ("unknown", 0.0, None)
+
+
 def test_state_age_follows_the_sensors_since():
     clock = FakeClock()
     with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint, clock=clock) as sub:
@@ -220,6 +231,21 @@ def test_using_a_closed_subscriber_or_publisher_says_it_is_closed():
             use()
 
 
+def test_closing_inside_the_async_message_loop_ends_it():
+    async def collect(sub):
+        seen = []
+        async for msg in sub.amessages(timeout=1.0):
+            seen.append(msg.TOPIC)
+            sub.close()
+        return seen
+
+    with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
+        until_flowing(pub, sub, status())
+        pub.publish(state())
+        time.sleep(0.05)
+        assert asyncio.run(collect(sub)) == ["moodloop.state"]
+
+
 def test_closing_inside_the_message_loop_ends_it():
     with Publisher(ANY_PORT) as pub, Subscriber(pub.endpoint) as sub:
         until_flowing(pub, sub, status())
@@ -260,13 +286,17 @@ def test_heartbeats_carry_the_states_age_and_confidence():
 
 
 def test_two_sensors_under_one_source_name_are_told_apart(caplog):
-    t = time.time()
-    with Publisher(ANY_PORT, source="mock") as pub, Subscriber(pub.endpoint) as sub:
-        until_flowing(pub, sub, status(t=t, uptime_s=10.0))
-        for dt, uptime in ((0.5, 2.5), (1.0, 11.0), (1.5, 3.5)):  # their heartbeats interleave
-            pub.publish(status(t=t + dt, uptime_s=uptime))
-        assert len(list(sub.messages(timeout=0.5))) == 3
-    assert caplog.text.count("two sensors publish as source 'mock'") == 1  # once, not per heartbeat
+    with (Subscriber(ANY_PORT, bind=True) as sub,  # as behind a relay
+          Publisher(sub.endpoint, connect=True, source="mock") as first,
+          Publisher(sub.endpoint, connect=True, source="mock") as second):
+        until_flowing(first, sub, status())
+        until_flowing(second, sub, status())  # its numbers start again from 0: a restart, as far as we know
+        assert "two sensors" not in caplog.text
+        for _ in range(4):  # their messages interleave: the numbers go back and forth
+            first.publish(emotion())
+            second.publish(emotion())
+            list(sub.messages(timeout=0.2))
+    assert caplog.text.count("two sensors publish as source 'mock'") == 1  # once, not per message
 
 
 def test_bound_subscriber_with_connecting_publisher():

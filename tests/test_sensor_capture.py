@@ -280,4 +280,4 @@ def test_a_video_plays_from_the_first_read_not_from_opening(tmp_path):
     video = write_video(tmp_path / "v.avi", (gray(i) for i in range(30)), fps=30)
     with Capture(VideoSource(video)) as capture:
         time.sleep(0.3)  # the rest of the sensor starting up (a model, a socket, a pipe's reader)
-        assert capture.read(timeout=1.0).index == 0 and capture.stats().dropped == 0
+        assert capture.read(timeout=1.0).index == 0  # before: about the 9th frame

@@ -224,7 +224,7 @@ class Feed(Closeable):
         self.stopped = True
         code = self._child.returncode
         if code == 0 and not self.plan.camera:  # a camera never ends by itself: exit 0 there means it was stopped
-            log.info("The %s finished (its video or script ended); the game goes on without it.", self.kind)
+            log.info("%s The game goes on without it.", self.note)
             return None
         signum = -code if code < 0 else code - 128 if code > 128 else 0  # killed, or stopped and exited 128+N
         if signum:  # from outside: it had no chance to say why, so the hint would mislead

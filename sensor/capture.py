@@ -271,6 +271,7 @@ class ImageFolderSource:
 
     def open(self) -> None:
         """List the images or raise SourceError when there are none."""
+        self._position = 0
         if self.path.is_file():
             self._files = [self.path]
             return
@@ -283,7 +284,6 @@ class ImageFolderSource:
                 f"No images ({', '.join(IMAGE_SUFFIXES)}) in folder {self.path}: add some, or pass a video "
                 "file or a camera index to --source."
             )
-        self._position = 0
 
     def read(self) -> np.ndarray | None:
         """The current slide; None if its file cannot be decoded; EndOfSource after the last.
